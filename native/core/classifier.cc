@@ -1,0 +1,106 @@
+#include "core/classifier.h"
+
+#include <torch/version.h>
+
+#include "core/device.h"
+#include "core/errors.h"
+
+namespace vmae {
+
+namespace {
+
+std::string DeviceName(const torch::Device& d) { return d.str(); }
+
+// A load failure that mentions the exporting torch, which is the usual cause when a file from a
+// newer torch uses operators this libtorch lacks.
+[[noreturn]] void ThrowLoadFailure(const LoadOptions& o, const ArchiveInfo& a, const std::string& what) {
+  std::string msg = "Failed to load TorchScript model '" + o.path + "': " + what;
+  if (!a.torch_version.empty() && a.torch_version != TORCH_VERSION) {
+    msg += " (the file was exported by torch " + a.torch_version + "; this libtorch is " TORCH_VERSION
+           ". A file exported by a newer torch may need a newer libtorch: re-export it with the "
+           "same or an older torch, or install a newer libtorch with `npx videomae setup`)";
+  }
+  throw CoreError(codes::kModelLoadFailed, msg);
+}
+
+}  // namespace
+
+std::unique_ptr<Classifier> Classifier::Load(const LoadOptions& options) {
+  const torch::Device device = ParseDevice(options.device);
+  const torch::ScalarType dtype = ParseModelDtype(options.dtype);
+  ArchiveInfo archive = ReadArchive(options.path);
+
+  torch::jit::Module module;
+  try {
+    module = torch::jit::load(options.path, device);
+  } catch (const c10::Error& e) {
+    ThrowLoadFailure(options, archive, e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    ThrowLoadFailure(options, archive, e.what());
+  }
+  return TranslateErrors("moving the model to its device and dtype", codes::kModelLoadFailed, [&] {
+    module.eval();
+    module.to(device, dtype);
+    ModelInfo info;
+    info.archive = std::move(archive);
+    for (const auto& p : module.parameters()) info.parameter_bytes += p.numel() * p.element_size();
+    for (const auto& b : module.buffers()) info.parameter_bytes += b.numel() * b.element_size();
+    info.device = DeviceName(device);
+    info.dtype = DtypeName(dtype);
+    return std::unique_ptr<Classifier>(new Classifier(std::move(module), device, dtype, std::move(info)));
+  });
+}
+
+torch::Tensor Classifier::Upload(const torch::Tensor& host) const {
+  if (device_.is_cpu()) return host;
+  return host.pin_memory().to(device_, /*non_blocking=*/true);
+}
+
+torch::Tensor Classifier::Run(const torch::Tensor& pixel_values) {
+  auto out = module_.forward({pixel_values.to(dtype_)});
+  if (!out.isTensor()) throw CoreError(codes::kRuntime, "The model returned a non-tensor output");
+  auto logits = out.toTensor();
+  if (logits.dim() != 2 || logits.size(0) != pixel_values.size(0)) {
+    throw CoreError(codes::kRuntime, "The model returned logits of shape " +
+                                         c10::str(logits.sizes()) + ", expected [batch, labels]");
+  }
+  return logits.to(torch::kCPU, torch::kFloat32).contiguous();
+}
+
+torch::Tensor Classifier::Forward(const torch::Tensor& pixel_values) {
+  return TranslateErrors("running the model", codes::kRuntime,
+                         [&] { return Run(Upload(pixel_values)); });
+}
+
+torch::Tensor Classifier::ForwardFrames(const torch::Tensor& frames, const PreprocessParams& params,
+                                        int64_t num_frames, int64_t crops) {
+  if (num_frames <= 0 || frames.size(0) % num_frames != 0) {
+    throw CoreError(codes::kInvalidInput, "Expected a multiple of " + std::to_string(num_frames) +
+                                              " frames but received " + std::to_string(frames.size(0)));
+  }
+  auto x = Preprocess(Upload(frames), params, crops, dtype_);  // [C, K*T, 3, S, S]
+  return TranslateErrors("running the model", codes::kRuntime, [&] {
+    const int64_t clips = frames.size(0) / num_frames;
+    // Clip-major order: view (k, c) is row k * crops + c.
+    auto batch = x.view({crops, clips, num_frames, x.size(2), x.size(3), x.size(4)})
+                     .transpose(0, 1)
+                     .reshape({clips * crops, num_frames, x.size(2), x.size(3), x.size(4)});
+    return Run(batch);
+  });
+}
+
+torch::Tensor Classifier::PreprocessFrames(const torch::Tensor& frames, const PreprocessParams& params,
+                                           int64_t crops) {
+  auto x = Preprocess(Upload(frames), params, crops, torch::kFloat32);
+  return TranslateErrors("copying preprocessed frames", codes::kRuntime,
+                         [&] { return x.to(torch::kCPU).contiguous(); });
+}
+
+int64_t Classifier::Warmup(const std::vector<int64_t>& shape) {
+  return TranslateErrors("warming up the model", codes::kModelLoadFailed, [&] {
+    auto x = torch::zeros(shape, torch::TensorOptions().dtype(dtype_).device(device_));
+    return Run(x).size(1);
+  });
+}
+
+}  // namespace vmae

@@ -1,0 +1,71 @@
+// A loaded VideoMAE TorchScript module on one device, in one dtype. Not thread-safe: the addon
+// calls it from a single inference thread, which must hold a c10::InferenceMode guard.
+#pragma once
+
+#include <torch/script.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/metadata.h"
+#include "core/preprocess.h"
+
+namespace vmae {
+
+struct LoadOptions {
+  std::string path;
+  std::string device = "cpu";    // "cpu" | "cuda" | "cuda:N"
+  std::string dtype = "float32"; // "float32" | "float16" | "bfloat16"
+};
+
+struct ModelInfo {
+  ArchiveInfo archive;
+  int64_t parameter_bytes = 0;  // parameters and buffers, for external-memory accounting
+  std::string device;           // canonical, e.g. "cuda:0"
+  std::string dtype;
+};
+
+class Classifier {
+ public:
+  // Sync, slow (reads and casts the weights). Loads a file made by export_videomae.py, moves it to
+  // the device and dtype, and puts it in eval mode. Throws CoreError VMAE_MODEL_LOAD_FAILED,
+  // VMAE_DEVICE_UNAVAILABLE, VMAE_INVALID_INPUT or VMAE_OUT_OF_MEMORY.
+  static std::unique_ptr<Classifier> Load(const LoadOptions& options);
+
+  const ModelInfo& info() const { return info_; }
+  torch::Device device() const { return device_; }
+  torch::ScalarType dtype() const { return dtype_; }
+
+  // Sync. pixel_values [B,T,C,H,W] of any floating dtype on the CPU. Returns float32 logits
+  // [B,L] on the CPU. Throws CoreError VMAE_RUNTIME or VMAE_OUT_OF_MEMORY.
+  torch::Tensor Forward(const torch::Tensor& pixel_values);
+
+  // Sync. uint8 frames [K*T,H,W,3] on the CPU, K clips of T = num_frames frames each, all
+  // preprocessed on the model's device with `crops` crops. Returns float32 logits [K*crops, L]
+  // on the CPU, clip-major. Throws CoreError.
+  torch::Tensor ForwardFrames(const torch::Tensor& frames, const PreprocessParams& params,
+                              int64_t num_frames, int64_t crops);
+
+  // Sync. Preprocessing alone: returns float32 [crops, N, 3, S, S] on the CPU. Throws CoreError.
+  torch::Tensor PreprocessFrames(const torch::Tensor& frames, const PreprocessParams& params,
+                                 int64_t crops);
+
+  // Sync. One forward on zeros of `shape`; returns the output width (the number of labels).
+  int64_t Warmup(const std::vector<int64_t>& shape);
+
+ private:
+  Classifier(torch::jit::Module module, torch::Device device, torch::ScalarType dtype, ModelInfo info)
+      : module_(std::move(module)), device_(device), dtype_(dtype), info_(std::move(info)) {}
+
+  // Sends host data to the model's device, pinning it first on CUDA so the copy can overlap.
+  torch::Tensor Upload(const torch::Tensor& host) const;
+  torch::Tensor Run(const torch::Tensor& pixel_values);
+
+  torch::jit::Module module_;
+  torch::Device device_;
+  torch::ScalarType dtype_;
+  ModelInfo info_;
+};
+
+}  // namespace vmae
