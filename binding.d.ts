@@ -1,0 +1,79 @@
+// The raw native surface of build/Release/videomae.node (native/addon). No logic lives here:
+// lib/ validates every argument before it reaches these functions, and shapes the results.
+// Every promise rejects with an Error carrying a `code` (see lib/errors.ts).
+
+export type NativeModelDtype = 'float32' | 'float16' | 'bfloat16';
+export type NativeTensorDtype = NativeModelDtype | 'float64' | 'uint8';
+
+export interface NativeThreadOptions {
+  /** Intra-op threads of this classifier's inference thread; 0 keeps libtorch's default. */
+  threads?: number;
+  /** >1 merges queued single-clip forwards into one batch of up to this many clips. */
+  maxBatchSize?: number;
+  /** How long the thread waits for more clips to fill a batch. */
+  maxBatchDelayMs?: number;
+}
+
+export interface NativeLoadOptions {
+  device: string;
+  dtype: NativeModelDtype;
+}
+
+export interface NativeModelInfo {
+  /** extra/videomae.json, verbatim (docs/MODEL-FORMAT.md). */
+  metadata: string;
+  /** extra/config.json, verbatim. */
+  config: string;
+  fileVersion: number;
+  parameterBytes: number;
+  device: string;
+  dtype: NativeModelDtype;
+}
+
+export interface NativePreprocessParams {
+  shortestEdge: number;
+  cropSize: number;
+  rescaleFactor: number;
+  mean: number[];
+  std: number[];
+}
+
+export type NativeBuffer = ArrayBufferView | ArrayBuffer;
+
+/** One model on its own inference thread. `id` names a request for cancel(). */
+export declare class NativeClassifier {
+  constructor(options?: NativeThreadOptions);
+  /** Async. Reads, loads and casts the model. */
+  load(id: number, path: string, options: NativeLoadOptions): Promise<NativeModelInfo>;
+  /** Async. A forward on zeros of `shape`; resolves with the model's output width. */
+  warmup(id: number, shape: number[]): Promise<number>;
+  /** Async. Copies `data` (pixel_values [B,T,C,H,W]) at call time; resolves with logits [B*L]. */
+  forward(id: number, data: NativeBuffer, dtype: NativeTensorDtype, shape: number[]): Promise<Float32Array>;
+  /** Async. uint8 frames [K*T,H,W,3] -> preprocess with `crops` crops -> logits [K*crops*L], clip-major. */
+  forwardFrames(id: number, frames: NativeBuffer, shape: number[], params: NativePreprocessParams,
+    numFrames: number, crops: number): Promise<Float32Array>;
+  /** Async. uint8 frames [N,H,W,3] -> float32 pixel values [crops*N*3*S*S]. */
+  preprocess(id: number, frames: NativeBuffer, shape: number[], params: NativePreprocessParams,
+    crops: number): Promise<Float32Array>;
+  /** Sync. Rejects a queued (not yet running) request with `code`; false when none was queued. */
+  cancel(id: number, code: string, message: string): boolean;
+  /** Async. Rejects queued requests with VMAE_DISPOSED, lets the running one finish, frees the model. */
+  dispose(): Promise<void>;
+}
+
+export interface NativeRuntimeInfo {
+  libtorchVersion: string;
+  libtorchSource: string;
+  cudaCompiled: boolean;
+  cudaAvailable: boolean;
+  cudaDeviceCount: number;
+  defaultThreads: number;
+}
+
+/** Sync. What the addon was built against and what it sees now. */
+export declare function runtimeInfo(): NativeRuntimeInfo;
+
+export interface NativeBinding {
+  NativeClassifier: typeof NativeClassifier;
+  runtimeInfo: typeof runtimeInfo;
+}

@@ -1,0 +1,203 @@
+import * as os from 'node:os';
+
+import type { NativeClassifier, NativeModelDtype } from '../binding';
+import { classification, type Classification } from './classification';
+import { expected, invalid, nativeCall, VideoMAEError } from './errors';
+import { parseMetadata, type ModelConfig, type ModelDescription } from './metadata';
+import { native } from './native';
+import { RequestTracker, requestId, type RequestOptions } from './requests';
+import { allFinite, Tensor } from './tensor';
+
+export type ModelDtype = NativeModelDtype;
+
+export interface LoadOptions {
+  /** 'cpu' (default), 'cuda' or 'cuda:N'. */
+  device?: string;
+  /** The dtype the model is cast to at load: 'float32' (default), 'float16' or 'bfloat16'. */
+  dtype?: ModelDtype;
+  /** Intra-op threads for this model. Default: os.availableParallelism(). */
+  threads?: number;
+  /** Merge queued single-clip requests into batches of up to this many clips (1, 2, 4 or 8). Default 1. */
+  maxBatchSize?: number;
+  /** How long a batch waits to fill up, in ms. Default 2. */
+  maxBatchDelayMs?: number;
+  /** Requests pending at once (queued and running); more reject with VMAE_BUSY. Default 64. */
+  maxQueue?: number;
+  /** Reject inputs that hold NaN or ±Infinity with VMAE_INVALID_INPUT. Default true. */
+  rejectNonFinite?: boolean;
+}
+
+export interface ClassifyOptions extends RequestOptions {
+  /** How many ranked labels to return, 1..numLabels. Default min(5, numLabels). */
+  topK?: number;
+}
+
+const DEVICE = /^(cpu|cuda|cuda:\d{1,3})$/;
+const DTYPES: readonly ModelDtype[] = ['float32', 'float16', 'bfloat16'];
+const BATCH_SIZES = [1, 2, 4, 8];
+
+/** Validates LoadOptions and fills in the defaults. Throws VMAE_INVALID_INPUT. */
+function resolveLoadOptions(o: LoadOptions): Required<LoadOptions> {
+  if (o === null || typeof o !== 'object') throw expected('an options object', 'options', o);
+  const device = o.device ?? 'cpu';
+  if (typeof device !== 'string' || !DEVICE.test(device)) throw expected("'cpu', 'cuda' or 'cuda:N'", 'device', device);
+  const dtype = o.dtype ?? 'float32';
+  if (!DTYPES.includes(dtype)) throw expected("'float32', 'float16' or 'bfloat16'", 'dtype', dtype);
+  const int = (v: unknown, name: string, min: number, max: number, dflt: number): number => {
+    if (v === undefined) return dflt;
+    if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) throw expected(`an integer in ${min}..${max}`, name, v);
+    return v as number;
+  };
+  const maxBatchSize = int(o.maxBatchSize, 'maxBatchSize', 1, 8, 1);
+  if (!BATCH_SIZES.includes(maxBatchSize)) throw expected('1, 2, 4 or 8', 'maxBatchSize', maxBatchSize);
+  const rejectNonFinite = o.rejectNonFinite ?? true;
+  if (typeof rejectNonFinite !== 'boolean') throw expected('a boolean', 'rejectNonFinite', rejectNonFinite);
+  return {
+    device,
+    dtype,
+    threads: int(o.threads, 'threads', 1, 1024, os.availableParallelism()),
+    maxBatchSize,
+    maxBatchDelayMs: int(o.maxBatchDelayMs, 'maxBatchDelayMs', 0, 1000, 2),
+    maxQueue: int(o.maxQueue, 'maxQueue', 1, 1_000_000, 64),
+    rejectNonFinite,
+  };
+}
+
+/** A VideoMAE model on one device, with its own inference thread. */
+export class VideoClassifier {
+  /** The model's geometry, labels and preprocessing, from its embedded metadata. */
+  readonly config: ModelConfig;
+  /** The model's name, description and exporting torch version. */
+  readonly model: ModelDescription;
+  /** The device the model runs on, e.g. 'cpu' or 'cuda:0'. */
+  readonly device: string;
+  readonly dtype: ModelDtype;
+  /** The model file. */
+  readonly path: string;
+
+  /** @internal */
+  protected readonly requests: RequestTracker;
+  private readonly rejectNonFinite: boolean;
+  private disposing: Promise<void> | undefined;
+
+  /** @internal Use VideoClassifier.load(). */
+  protected constructor(
+    protected readonly nativeClassifier: NativeClassifier,
+    init: { config: ModelConfig; model: ModelDescription; device: string; dtype: ModelDtype; path: string; options: Required<LoadOptions> },
+  ) {
+    this.config = init.config;
+    this.model = init.model;
+    this.device = init.device;
+    this.dtype = init.dtype;
+    this.path = init.path;
+    this.rejectNonFinite = init.options.rejectNonFinite;
+    this.requests = new RequestTracker(nativeClassifier, init.options.maxQueue);
+  }
+
+  /**
+   * Loads a model exported by `videomae export` (scripts/export_videomae.py), off the JS thread,
+   * and runs one warm-up forward (one per batch bucket with maxBatchSize > 1).
+   * Rejects with VMAE_MODEL_LOAD_FAILED, VMAE_DEVICE_UNAVAILABLE, VMAE_INVALID_INPUT or VMAE_OUT_OF_MEMORY.
+   */
+  static async load(path: string, options: LoadOptions = {}): Promise<VideoClassifier> {
+    return loadInto(this, path, options);
+  }
+
+  /** Classifies one clip of pixel_values, [T,C,H,W] or [1,T,C,H,W], already preprocessed. */
+  async classify(input: Tensor, options: ClassifyOptions = {}): Promise<Classification> {
+    const topK = this.topK(options);
+    const shape = this.checkPixelValues(input, false);
+    const logits = await this.requests.run(options, (id) =>
+      this.nativeClassifier.forward(id, input.data, input.dtype, shape));
+    return classification(logits, this.config.labels, topK);
+  }
+
+  /** Classifies a batch of clips, [B,T,C,H,W]; one Classification per clip, in order. */
+  async classifyBatch(input: Tensor, options: ClassifyOptions = {}): Promise<Classification[]> {
+    const topK = this.topK(options);
+    const shape = this.checkPixelValues(input, true);
+    const logits = await this.requests.run(options, (id) =>
+      this.nativeClassifier.forward(id, input.data, input.dtype, shape));
+    return this.split(logits, shape[0]).map((row) => classification(row, this.config.labels, topK));
+  }
+
+  /**
+   * Frees the model. Queued requests reject with VMAE_DISPOSED; the running one finishes first.
+   * Calling it again is a no-op; any call after it rejects with VMAE_DISPOSED.
+   */
+  dispose(): Promise<void> {
+    this.disposing ??= nativeCall(() => this.nativeClassifier.dispose());
+    return this.disposing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
+  }
+
+  /** @internal Splits flat logits into `rows` rows. */
+  protected split(logits: Float32Array, rows: number): Float32Array[] {
+    const n = this.config.numLabels;
+    return Array.from({ length: rows }, (_, i) => logits.slice(i * n, (i + 1) * n));
+  }
+
+  /** @internal */
+  protected topK(options: ClassifyOptions): number {
+    if (options === null || typeof options !== 'object') throw expected('an options object', 'options', options);
+    const n = this.config.numLabels;
+    const k = options.topK ?? Math.min(5, n);
+    if (!Number.isInteger(k) || k < 1 || k > n) throw expected(`an integer in 1..${n}`, 'topK', k);
+    return k;
+  }
+
+  /** @internal Validates pixel_values against the model and returns the [B,T,C,H,W] shape. */
+  protected checkPixelValues(input: Tensor, batched: boolean): number[] {
+    if (!(input instanceof Tensor)) throw expected('a Tensor (Tensor.fromBuffer)', 'input', input);
+    if (input.dtype === 'uint8') {
+      throw invalid('Expected float pixel_values but received a uint8 tensor: use classifyFrames() for raw RGB frames');
+    }
+    const { numFrames: t, numChannels: c, imageSize: s } = this.config;
+    const want = `[${batched ? 'B,' : '1,'}${t},${c},${s},${s}]${batched ? '' : ` or [${t},${c},${s},${s}]`}`;
+    const shape = !batched && input.shape.length === 4 ? [1, ...input.shape] : [...input.shape];
+    if (shape.length !== 5 || (!batched && shape[0] !== 1)) {
+      throw invalid(`Expected pixel_values of shape ${want} but received [${input.shape.join(',')}]`);
+    }
+    const [, ft, fc, fh, fw] = shape;
+    if (ft !== t) throw invalid(`Expected ${t} frames (the model's numFrames) but received ${ft}; shape ${want}`);
+    if (fc !== c) throw invalid(`Expected ${c} channels but received ${fc}; shape ${want}`);
+    if (fh !== s || fw !== s) throw invalid(`Expected ${s}x${s} images (the model's imageSize) but received ${fh}x${fw}; shape ${want}`);
+    if (this.rejectNonFinite && !allFinite(input)) {
+      throw invalid('pixel_values contain NaN or Infinity (pass rejectNonFinite: false to allow them)');
+    }
+    return shape;
+  }
+}
+
+/** @internal Shared by VideoClassifier.load and subclasses. */
+export async function loadInto<T extends VideoClassifier>(
+  cls: { prototype: T },
+  path: string,
+  options: LoadOptions,
+): Promise<T> {
+  if (typeof path !== 'string' || path.length === 0) throw expected('a model file path', 'path', path);
+  const o = resolveLoadOptions(options);
+  const binding = native();
+  const nc = new binding.NativeClassifier({ threads: o.threads, maxBatchSize: o.maxBatchSize, maxBatchDelayMs: o.maxBatchDelayMs });
+  try {
+    const info = await nativeCall(() => nc.load(requestId(), path, { device: o.device, dtype: o.dtype }));
+    const { config, description } = parseMetadata(info.metadata, path);
+    const buckets = BATCH_SIZES.filter((b) => b <= o.maxBatchSize);
+    for (const b of buckets) {
+      const labels = await nativeCall(() =>
+        nc.warmup(requestId(), [b, config.numFrames, config.numChannels, config.imageSize, config.imageSize]));
+      if (labels !== config.numLabels) {
+        throw new VideoMAEError('VMAE_MODEL_LOAD_FAILED',
+          `Model file '${path}' outputs ${labels} logits but its metadata lists ${config.numLabels} labels`);
+      }
+    }
+    const Ctor = cls as unknown as new (nc: NativeClassifier, init: object) => T;
+    return new Ctor(nc, { config, model: description, device: info.device, dtype: info.dtype, path, options: o });
+  } catch (err) {
+    await nc.dispose().catch(() => undefined);
+    throw err;
+  }
+}

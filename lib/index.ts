@@ -1,0 +1,10 @@
+export { VideoClassifier } from './classifier';
+export type { LoadOptions, ClassifyOptions, ModelDtype } from './classifier';
+export type { Classification, Prediction } from './classification';
+export { VideoMAEError } from './errors';
+export type { ErrorCode } from './errors';
+export type { ModelConfig, ModelDescription, Preprocessing } from './metadata';
+export type { RequestOptions } from './requests';
+export { Tensor } from './tensor';
+export type { DType } from './tensor';
+export { runtimeInfo } from './runtime';
