@@ -14,7 +14,8 @@ export let nativePath: string | undefined;
 export function native(): NativeBinding {
   if (cached) return cached;
   const root = path.join(__dirname, '..');
-  const candidate = path.join(root, 'build', 'Release', 'videomae.node');
+  // VIDEOMAE_NATIVE_PATH picks a specific build, e.g. the sanitizer build in build-asan/.
+  const candidate = process.env.VIDEOMAE_NATIVE_PATH || path.join(root, 'build', 'Release', 'videomae.node');
   try {
     cached = require(candidate) as NativeBinding;
     nativePath = candidate;

@@ -1,0 +1,6 @@
+import type { Command } from 'commander';
+
+/** Adds `videomae info` to the program. (Being written; see the issue tracker.) */
+export function register(program: Command): void {
+  void program;
+}
