@@ -35,7 +35,6 @@ export interface ModelDescription {
 }
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
-const triple = z.array(z.number().finite()).length(3);
 
 const Schema = z.object({
   format: z.literal('videomae-node/1'),
@@ -58,8 +57,8 @@ const Schema = z.object({
     shortestEdge: int(1, 8192),
     cropSize: int(1, 8192),
     rescaleFactor: z.number().finite().positive(),
-    mean: triple,
-    std: z.array(z.number().finite().positive()).length(3),
+    mean: z.array(z.number().finite()).min(1).max(8),
+    std: z.array(z.number().finite().positive()).min(1).max(8),
   }),
 }).passthrough();
 
@@ -88,6 +87,9 @@ export function parseMetadata(json: string, path: string): { config: ModelConfig
   if (c.numFrames % c.tubeletSize !== 0) throw fail(`numFrames ${c.numFrames} is not a multiple of tubeletSize ${c.tubeletSize}`);
   if (m.preprocessing.cropSize !== c.imageSize) {
     throw fail(`preprocessing.cropSize ${m.preprocessing.cropSize} differs from imageSize ${c.imageSize}`);
+  }
+  if (m.preprocessing.mean.length !== c.numChannels || m.preprocessing.std.length !== c.numChannels) {
+    throw fail(`preprocessing mean/std must have numChannels (${c.numChannels}) values`);
   }
   if (m.preprocessing.cropSize > m.preprocessing.shortestEdge) throw fail('preprocessing.cropSize exceeds shortestEdge');
   return {
