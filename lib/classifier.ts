@@ -155,6 +155,7 @@ export class VideoClassifier {
     if (input.dtype === 'uint8') {
       throw invalid('Expected float pixel_values but received a uint8 tensor: use classifyFrames() for raw RGB frames');
     }
+    if (input.detached) throw invalid('The tensor\'s buffer was detached or transferred after Tensor.fromBuffer()');
     const { numFrames: t, numChannels: c, imageSize: s } = this.config;
     const want = `[${batched ? 'B,' : '1,'}${t},${c},${s},${s}]${batched ? '' : ` or [${t},${c},${s},${s}]`}`;
     const shape = !batched && input.shape.length === 4 ? [1, ...input.shape] : [...input.shape];

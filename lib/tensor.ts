@@ -67,6 +67,11 @@ export class Tensor {
   get size(): number {
     return this.shape.reduce((a, b) => a * b, 1);
   }
+
+  /** True when the buffer was detached or transferred (e.g. by postMessage) after wrapping. */
+  get detached(): boolean {
+    return this.data.byteLength !== this.size * ITEM_SIZE[this.dtype];
+  }
 }
 
 /** True when every element is finite. float16/bfloat16 are checked by their exponent bits. */

@@ -1,0 +1,290 @@
+// ffprobe and ffmpeg as child processes: probing a local video file and streaming its decoded
+// frames as rgb24. Every process started here is killed (SIGKILL) and reaped before the function
+// that started it settles, whatever the outcome.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+
+import { VideoMAEError } from './errors';
+
+/** What ffprobe says about the first video stream of a file. */
+export interface VideoProbe {
+  /** Frame size after rotation (ffmpeg autorotates while decoding, so this is what it outputs). */
+  width: number;
+  height: number;
+  /** Display rotation in degrees from the stream's display matrix (or legacy rotate tag); 0 if none. */
+  rotation: number;
+  /** Video packets counted by `-count_packets`; undefined when ffprobe could not count them. */
+  frames: number | undefined;
+  /** Seconds, from the container or the stream; undefined when unknown. */
+  durationSec: number | undefined;
+  /** Average frame rate; undefined when unknown. */
+  fps: number | undefined;
+  codec: string;
+}
+
+/** The ffmpeg and ffprobe binaries: FFMPEG_PATH / FFPROBE_PATH, or the ones on PATH. */
+export function binaries(env: NodeJS.ProcessEnv = process.env): { ffmpeg: string; ffprobe: string } {
+  const ffmpeg = env.FFMPEG_PATH || 'ffmpeg';
+  let ffprobe = env.FFPROBE_PATH;
+  if (!ffprobe) {
+    // An FFMPEG_PATH that names a file points at an install; take ffprobe from the same folder.
+    ffprobe = env.FFMPEG_PATH && /[\\/]/.test(env.FFMPEG_PATH)
+      ? path.join(path.dirname(env.FFMPEG_PATH), 'ffprobe' + path.extname(env.FFMPEG_PATH))
+      : 'ffprobe';
+  }
+  return { ffmpeg, ffprobe };
+}
+
+/**
+ * The argument that makes ffmpeg read `file` as a plain local file: with the `file:` protocol
+ * spelled out, names such as `concat:a|b`, `http://…`, `subfile,…` or `-i` cannot be taken for
+ * another protocol or an option. `-protocol_whitelist file` keeps nested opens (playlists,
+ * concat scripts) local too.
+ */
+export function fileArg(absolutePath: string): string {
+  return `file:${absolutePath}`;
+}
+
+const INPUT_ARGS = ['-protocol_whitelist', 'file,pipe'];
+
+export function decodeFailed(message: string): VideoMAEError {
+  return new VideoMAEError('VMAE_DECODE_FAILED', message);
+}
+
+/** The last lines of what ffmpeg wrote to stderr, trimmed to something a message can hold. */
+export function stderrTail(text: string): string {
+  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+  const tail = lines.slice(-6).join('; ');
+  return tail.length > 800 ? '…' + tail.slice(-800) : tail;
+}
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  error?: NodeJS.ErrnoException;
+}
+
+/** A started process, its exit (never rejects) and the tail of its stderr. */
+interface Running {
+  proc: ChildProcess;
+  exited: Promise<Exit>;
+  stderr(): string;
+  /** SIGKILLs the process if it still runs, and waits until it is reaped. */
+  kill(): Promise<Exit>;
+}
+
+const STDERR_KEEP = 16 * 1024;
+
+function start(bin: string, args: string[]): Running {
+  const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
+  let err = '';
+  proc.stderr!.setEncoding('utf8');
+  proc.stderr!.on('data', (s: string) => {
+    err += s;
+    if (err.length > 2 * STDERR_KEEP) err = err.slice(-STDERR_KEEP);
+  });
+  const exited = new Promise<Exit>((resolve) => {
+    // 'error' without 'close' happens when the binary cannot be started at all.
+    proc.on('error', (error: NodeJS.ErrnoException) => {
+      if (proc.pid === undefined) resolve({ code: null, signal: null, error });
+    });
+    proc.once('close', (code, signal) => resolve({ code, signal }));
+  });
+  return {
+    proc,
+    exited,
+    stderr: () => err,
+    kill: () => {
+      if (proc.pid !== undefined && proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      return exited;
+    },
+  };
+}
+
+/** The error for a process that could not be started. */
+function notStarted(tool: 'ffmpeg' | 'ffprobe', bin: string, error: NodeJS.ErrnoException): VideoMAEError {
+  const hint = 'Install FFmpeg (apt-get install ffmpeg, brew install ffmpeg, or https://ffmpeg.org/download.html), ' +
+    'or set FFMPEG_PATH and FFPROBE_PATH to its binaries';
+  const why = error.code === 'ENOENT' ? 'was not found' : `could not be started (${error.message})`;
+  return decodeFailed(`${tool} ${why} (looked for '${bin}'${tool === 'ffmpeg' ? ', FFMPEG_PATH' : ', FFPROBE_PATH'}). ${hint}`);
+}
+
+/** Kills the process when `signal` aborts; returns the listener's remover. */
+function killOnAbort(run: Running, signal: AbortSignal): () => void {
+  const onAbort = () => void run.kill();
+  signal.addEventListener('abort', onAbort, { once: true });
+  return () => signal.removeEventListener('abort', onAbort);
+}
+
+const MAX_PROBE_OUTPUT = 8 * 1024 * 1024;
+
+/**
+ * Async. Runs ffprobe on a local file (absolute path). Rejects with VMAE_DECODE_FAILED (ffprobe's
+ * own message when it fails, or when there is no video stream), or with signal.reason on abort.
+ */
+export async function probe(file: string, name: string, signal: AbortSignal): Promise<VideoProbe> {
+  if (signal.aborted) throw signal.reason;
+  const { ffprobe } = binaries();
+  const run = start(ffprobe, [
+    '-v', 'error', '-hide_banner', ...INPUT_ARGS,
+    '-select_streams', 'v:0', '-count_packets', '-show_streams', '-show_format', '-of', 'json',
+    fileArg(file),
+  ]);
+  const remove = killOnAbort(run, signal);
+  let out = '';
+  let tooLong = false;
+  try {
+    run.proc.stdout!.setEncoding('utf8');
+    for await (const s of run.proc.stdout! as AsyncIterable<string>) {
+      out += s;
+      if (out.length > MAX_PROBE_OUTPUT) {
+        tooLong = true;
+        break;
+      }
+    }
+    const exit = await run.exited;
+    if (signal.aborted) throw signal.reason;
+    if (exit.error) throw notStarted('ffprobe', ffprobe, exit.error);
+    if (tooLong) throw decodeFailed(`ffprobe printed more than ${MAX_PROBE_OUTPUT} bytes about ${name}`);
+    if (exit.code !== 0) {
+      throw decodeFailed(`ffprobe could not read ${name}: ${stderrTail(run.stderr()) || `exit ${exit.code ?? exit.signal}`}`);
+    }
+    return parseProbe(out, name);
+  } finally {
+    remove();
+    await run.kill();
+  }
+}
+
+interface ProbeJson {
+  streams?: Array<Record<string, unknown> & {
+    side_data_list?: Array<Record<string, unknown>>;
+    tags?: Record<string, unknown>;
+  }>;
+  format?: Record<string, unknown>;
+}
+
+const num = (v: unknown): number | undefined => {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+  return Number.isFinite(n) ? n : undefined;
+};
+
+const rate = (v: unknown): number | undefined => {
+  if (typeof v !== 'string') return undefined;
+  const [a, b] = v.split('/').map(Number);
+  const r = b === undefined ? a : a / b;
+  return Number.isFinite(r) && r > 0 ? r : undefined;
+};
+
+/** Parses `ffprobe -show_streams -show_format -of json` output. Throws VMAE_DECODE_FAILED. */
+export function parseProbe(json: string, name: string): VideoProbe {
+  let data: ProbeJson;
+  try {
+    data = JSON.parse(json) as ProbeJson;
+  } catch {
+    throw decodeFailed(`ffprobe printed unreadable JSON for ${name}`);
+  }
+  const s = data.streams?.[0];
+  if (!s) throw decodeFailed(`${name} has no video stream`);
+  const width = num(s.width);
+  const height = num(s.height);
+  if (!width || !height || !Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+    throw decodeFailed(`ffprobe reports no frame size for the video stream of ${name}`);
+  }
+  // ffmpeg >= 5 reports the display matrix rotation in side data; older versions a `rotate` tag.
+  let rotation = 0;
+  const matrix = s.side_data_list?.find((d) => num(d.rotation) !== undefined);
+  if (matrix) rotation = num(matrix.rotation)!;
+  else if (num(s.tags?.rotate) !== undefined) rotation = num(s.tags?.rotate)!;
+  // ffmpeg transposes only for (near) multiples of 90°; other angles keep the frame size.
+  const quarter = Math.round(rotation / 90);
+  const swap = Math.abs(rotation - quarter * 90) < 1 && Math.abs(quarter) % 2 === 1;
+  const frames = num(s.nb_read_packets) ?? num(s.nb_frames);
+  const duration = num(data.format?.duration) ?? num(s.duration);
+  return {
+    width: swap ? height : width,
+    height: swap ? width : height,
+    rotation,
+    frames: frames !== undefined && frames > 0 ? frames : undefined,
+    durationSec: duration !== undefined && duration > 0 ? duration : undefined,
+    fps: rate(s.avg_frame_rate) ?? rate(s.r_frame_rate),
+    codec: typeof s.codec_name === 'string' ? s.codec_name : 'unknown',
+  };
+}
+
+export interface DecodeOptions {
+  /** The output frame size (VideoProbe.width/height). */
+  width: number;
+  height: number;
+  /** Whether frame `index` (0-based, in decode order) is wanted; unwanted frames are skipped uncopied. */
+  keep(index: number): boolean;
+  /**
+   * Receives each wanted frame, rgb24 [height,width,3]. `frame` is reused for the next one: copy
+   * what you keep. Decoding pauses while a returned promise is pending; a throw stops it.
+   */
+  onFrame(index: number, frame: Buffer): void | Promise<void>;
+  /** Stop with VMAE_INVALID_INPUT once more than this many frames have been decoded. */
+  maxFrames: number;
+  signal: AbortSignal;
+}
+
+/**
+ * Async. Decodes the first video stream of a local file (absolute path) to rgb24 and streams its
+ * frames to `onFrame`; resolves with the number of frames decoded. Rejects with VMAE_DECODE_FAILED
+ * (with ffmpeg's message), VMAE_INVALID_INPUT (maxFrames), signal.reason on abort, or whatever
+ * onFrame throws.
+ */
+export async function decodeFrames(file: string, name: string, o: DecodeOptions): Promise<number> {
+  if (o.signal.aborted) throw o.signal.reason;
+  const { ffmpeg } = binaries();
+  const frameBytes = o.width * o.height * 3;
+  const run = start(ffmpeg, [
+    '-nostdin', '-hide_banner', '-loglevel', 'error', ...INPUT_ARGS,
+    '-i', fileArg(file), '-map', '0:v:0',
+    // One output frame per decoded frame: no duplicates or drops to reach a constant rate.
+    '-vsync', 'passthrough',
+    // The probed (post-rotation) size; this also keeps frames one size if the stream changes size.
+    '-s', `${o.width}x${o.height}`,
+    '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1',
+  ]);
+  const remove = killOnAbort(run, o.signal);
+  const frame = Buffer.allocUnsafe(frameBytes);
+  let index = 0;
+  let filled = 0;
+  let keeping = o.keep(0);
+  try {
+    for await (const chunk of run.proc.stdout! as AsyncIterable<Buffer>) {
+      let offset = 0;
+      while (offset < chunk.length) {
+        const n = Math.min(frameBytes - filled, chunk.length - offset);
+        if (keeping) chunk.copy(frame, filled, offset, offset + n);
+        filled += n;
+        offset += n;
+        if (filled < frameBytes) continue;
+        if (keeping) await o.onFrame(index, frame);
+        index++;
+        filled = 0;
+        if (index > o.maxFrames) {
+          throw new VideoMAEError('VMAE_INVALID_INPUT',
+            `Expected a video of at most ${o.maxFrames} frames (limits.maxFrames) but ${name} decodes to more`);
+        }
+        keeping = o.keep(index);
+      }
+    }
+    const exit = await run.exited;
+    if (o.signal.aborted) throw o.signal.reason;
+    if (exit.error) throw notStarted('ffmpeg', ffmpeg, exit.error);
+    if (exit.code !== 0) {
+      throw decodeFailed(`ffmpeg could not decode ${name}: ${stderrTail(run.stderr()) || `exit ${exit.code ?? exit.signal}`}`);
+    }
+    if (filled !== 0) throw decodeFailed(`ffmpeg returned a partial last frame for ${name} (${filled} of ${frameBytes} bytes)`);
+    if (index === 0) {
+      const why = stderrTail(run.stderr());
+      throw decodeFailed(`ffmpeg decoded no frames from ${name}${why ? `: ${why}` : ''}`);
+    }
+    return index;
+  } finally {
+    remove();
+    await run.kill();
+  }
+}
