@@ -7,6 +7,9 @@ import { parseMetadata, type ModelConfig, type ModelDescription } from './metada
 import { native } from './native';
 import { RequestTracker, requestId, type RequestOptions } from './requests';
 import { allFinite, Tensor } from './tensor';
+import { classifyRaw, preprocessRaw, type ModelOps, type PreprocessOptions, type RawVideo } from './frames';
+import { classifyVideoWith, type ClassifyVideoOptions, type VideoClassification } from './video';
+import type { VideoInput } from './video-input';
 
 export type ModelDtype = NativeModelDtype;
 
@@ -122,6 +125,27 @@ export class VideoClassifier {
   }
 
   /**
+   * Resizes, crops and normalizes raw rgb24 frames as the model's preprocessing says, natively
+   * (docs/VIDEO.md). Resolves with float32 pixel values [T,3,S,S], or [crops,T,3,S,S] with crops > 1.
+   */
+  async preprocess(raw: RawVideo, options: PreprocessOptions = {}): Promise<Tensor> {
+    return preprocessRaw(this.videoOps(), raw, options);
+  }
+
+  /** Classifies one clip of raw rgb24 frames: exactly numFrames frames, preprocessed natively (center crop). */
+  async classifyFrames(raw: RawVideo, options: ClassifyOptions = {}): Promise<Classification> {
+    return classifyRaw(this.videoOps(), raw, this.topK(options), options);
+  }
+
+  /**
+   * Classifies a video file (path), Buffer or Readable with ffmpeg decoding and the VideoMAE
+   * Kinetics test protocol: `clips` x `crops` views, softmax averaged (docs/VIDEO.md).
+   */
+  async classifyVideo(input: VideoInput, options: ClassifyVideoOptions = {}): Promise<VideoClassification> {
+    return classifyVideoWith(this.videoOps(), input, this.topK(options), options);
+  }
+
+  /**
    * Frees the model. Queued requests reject with VMAE_DISPOSED; the running one finishes first.
    * Calling it again is a no-op; any call after it rejects with VMAE_DISPOSED.
    */
@@ -132,6 +156,19 @@ export class VideoClassifier {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.dispose();
+  }
+
+  /** @internal The native calls lib/video.ts and lib/frames.ts build on. */
+  protected videoOps(): ModelOps {
+    const nc = this.nativeClassifier;
+    const { preprocessing, numFrames } = this.config;
+    return {
+      config: this.config,
+      preprocess: (frames, shape, crops, o) => this.requests.run(o, (id) => nc.preprocess(id, frames, shape, preprocessing, crops)),
+      forward: (pixels, shape, o) => this.requests.run(o, (id) => nc.forward(id, pixels, 'float32', shape)),
+      forwardFrames: (frames, shape, crops, o) =>
+        this.requests.run(o, (id) => nc.forwardFrames(id, frames, shape, preprocessing, numFrames, crops)),
+    };
   }
 
   /** @internal Splits flat logits into `rows` rows. */
@@ -180,6 +217,8 @@ export async function loadInto<T extends VideoClassifier>(
   options: LoadOptions,
 ): Promise<T> {
   if (typeof path !== 'string' || path.length === 0) throw expected('a model file path', 'path', path);
+  // C++ would stop reading at the NUL and open another file; node:fs refuses such paths too.
+  if (path.includes('\0')) throw expected('a path without NUL bytes', 'path', path);
   const o = resolveLoadOptions(options);
   const binding = native();
   const nc = new binding.NativeClassifier({ threads: o.threads, maxBatchSize: o.maxBatchSize, maxBatchDelayMs: o.maxBatchDelayMs });

@@ -23,16 +23,24 @@ export interface VideoProbe {
 }
 
 /** The ffmpeg and ffprobe binaries: FFMPEG_PATH / FFPROBE_PATH, or the ones on PATH. */
-export function binaries(env: NodeJS.ProcessEnv = process.env): { ffmpeg: string; ffprobe: string } {
-  const ffmpeg = env.FFMPEG_PATH || 'ffmpeg';
-  let ffprobe = env.FFPROBE_PATH;
-  if (!ffprobe) {
+export function binaries(env: NodeJS.ProcessEnv = process.env): { ffmpeg: Binary; ffprobe: Binary } {
+  const ffmpeg: Binary = env.FFMPEG_PATH
+    ? { path: env.FFMPEG_PATH, from: 'FFMPEG_PATH' }
+    : { path: 'ffmpeg', from: 'PATH' };
+  let ffprobe: Binary = { path: 'ffprobe', from: 'PATH' };
+  if (env.FFPROBE_PATH) ffprobe = { path: env.FFPROBE_PATH, from: 'FFPROBE_PATH' };
+  else if (env.FFMPEG_PATH && /[\\/]/.test(env.FFMPEG_PATH)) {
     // An FFMPEG_PATH that names a file points at an install; take ffprobe from the same folder.
-    ffprobe = env.FFMPEG_PATH && /[\\/]/.test(env.FFMPEG_PATH)
-      ? path.join(path.dirname(env.FFMPEG_PATH), 'ffprobe' + path.extname(env.FFMPEG_PATH))
-      : 'ffprobe';
+    const file = path.join(path.dirname(env.FFMPEG_PATH), 'ffprobe' + path.extname(env.FFMPEG_PATH));
+    ffprobe = { path: file, from: 'the folder of FFMPEG_PATH' };
   }
   return { ffmpeg, ffprobe };
+}
+
+/** A binary to run, and where its name came from (for messages). */
+export interface Binary {
+  path: string;
+  from: string;
 }
 
 /**
@@ -45,7 +53,8 @@ export function fileArg(absolutePath: string): string {
   return `file:${absolutePath}`;
 }
 
-const INPUT_ARGS = ['-protocol_whitelist', 'file,pipe'];
+// Inputs are always local files (Buffers and streams are spooled to one), so only `file` is allowed.
+const INPUT_ARGS = ['-protocol_whitelist', 'file'];
 
 export function decodeFailed(message: string): VideoMAEError {
   return new VideoMAEError('VMAE_DECODE_FAILED', message);
@@ -102,11 +111,11 @@ function start(bin: string, args: string[]): Running {
 }
 
 /** The error for a process that could not be started. */
-function notStarted(tool: 'ffmpeg' | 'ffprobe', bin: string, error: NodeJS.ErrnoException): VideoMAEError {
+function notStarted(tool: 'ffmpeg' | 'ffprobe', bin: Binary, error: NodeJS.ErrnoException): VideoMAEError {
   const hint = 'Install FFmpeg (apt-get install ffmpeg, brew install ffmpeg, or https://ffmpeg.org/download.html), ' +
     'or set FFMPEG_PATH and FFPROBE_PATH to its binaries';
   const why = error.code === 'ENOENT' ? 'was not found' : `could not be started (${error.message})`;
-  return decodeFailed(`${tool} ${why} (looked for '${bin}'${tool === 'ffmpeg' ? ', FFMPEG_PATH' : ', FFPROBE_PATH'}). ${hint}`);
+  return decodeFailed(`${tool} ${why} ('${bin.path}', from ${bin.from}). ${hint}`);
 }
 
 /** Kills the process when `signal` aborts; returns the listener's remover. */
@@ -116,44 +125,67 @@ function killOnAbort(run: Running, signal: AbortSignal): () => void {
   return () => signal.removeEventListener('abort', onAbort);
 }
 
-const MAX_PROBE_OUTPUT = 8 * 1024 * 1024;
+const MAX_TEXT_OUTPUT = 8 * 1024 * 1024;
+
+/**
+ * Async. Runs a tool to completion and resolves with its stdout. Rejects with VMAE_DECODE_FAILED
+ * when it cannot start or exits non-zero (`failure` prefixes its stderr), or with signal.reason.
+ */
+async function runText(tool: 'ffmpeg' | 'ffprobe', bin: Binary, args: string[], failure: string,
+  signal: AbortSignal): Promise<string> {
+  if (signal.aborted) throw signal.reason;
+  const run = start(bin.path, args);
+  const remove = killOnAbort(run, signal);
+  let out = '';
+  try {
+    run.proc.stdout!.setEncoding('utf8');
+    for await (const s of run.proc.stdout! as AsyncIterable<string>) {
+      out += s;
+      if (out.length > MAX_TEXT_OUTPUT) throw decodeFailed(`${tool} printed more than ${MAX_TEXT_OUTPUT} bytes (${failure})`);
+    }
+    const exit = await run.exited;
+    if (signal.aborted) throw signal.reason;
+    if (exit.error) throw notStarted(tool, bin, exit.error);
+    if (exit.code !== 0) throw decodeFailed(`${failure}: ${stderrTail(run.stderr()) || `exit ${exit.code ?? exit.signal}`}`);
+    return out;
+  } finally {
+    remove();
+    await run.kill();
+  }
+}
 
 /**
  * Async. Runs ffprobe on a local file (absolute path). Rejects with VMAE_DECODE_FAILED (ffprobe's
  * own message when it fails, or when there is no video stream), or with signal.reason on abort.
  */
 export async function probe(file: string, name: string, signal: AbortSignal): Promise<VideoProbe> {
-  if (signal.aborted) throw signal.reason;
   const { ffprobe } = binaries();
-  const run = start(ffprobe, [
+  const json = await runText('ffprobe', ffprobe, [
     '-v', 'error', '-hide_banner', ...INPUT_ARGS,
-    '-select_streams', 'v:0', '-count_packets', '-show_streams', '-show_format', '-of', 'json',
+    // V, not v: the first video stream that is not cover art (attached picture).
+    '-select_streams', 'V:0', '-count_packets', '-show_streams', '-show_format', '-of', 'json',
     fileArg(file),
-  ]);
-  const remove = killOnAbort(run, signal);
-  let out = '';
-  let tooLong = false;
-  try {
-    run.proc.stdout!.setEncoding('utf8');
-    for await (const s of run.proc.stdout! as AsyncIterable<string>) {
-      out += s;
-      if (out.length > MAX_PROBE_OUTPUT) {
-        tooLong = true;
-        break;
-      }
-    }
-    const exit = await run.exited;
-    if (signal.aborted) throw signal.reason;
-    if (exit.error) throw notStarted('ffprobe', ffprobe, exit.error);
-    if (tooLong) throw decodeFailed(`ffprobe printed more than ${MAX_PROBE_OUTPUT} bytes about ${name}`);
-    if (exit.code !== 0) {
-      throw decodeFailed(`ffprobe could not read ${name}: ${stderrTail(run.stderr()) || `exit ${exit.code ?? exit.signal}`}`);
-    }
-    return parseProbe(out, name);
-  } finally {
-    remove();
-    await run.kill();
+  ], `ffprobe could not read ${name}`, signal);
+  return parseProbe(json, name);
+}
+
+const syncArgs = new Map<string, string[]>();
+
+/**
+ * Async. The output option for one frame out per decoded frame: `-fps_mode passthrough` from
+ * ffmpeg 5.1 on (newer releases drop `-vsync`), `-vsync passthrough` before. Cached per binary.
+ */
+async function passthroughArgs(bin: Binary, signal: AbortSignal): Promise<string[]> {
+  let args = syncArgs.get(bin.path);
+  if (!args) {
+    const text = await runText('ffmpeg', bin, ['-hide_banner', '-version'], 'ffmpeg -version failed', signal);
+    // "ffmpeg version 5.1.9-0+deb12u1", "ffmpeg version n7.1"; git builds ("N-11…") are new.
+    const m = /^ffmpeg version n?(\d+)\.(\d+)/.exec(text);
+    const old = m !== null && (Number(m[1]) < 5 || (Number(m[1]) === 5 && Number(m[2]) < 1));
+    args = old ? ['-vsync', 'passthrough'] : ['-fps_mode', 'passthrough'];
+    syncArgs.set(bin.path, args);
   }
+  return args;
 }
 
 interface ProbeJson {
@@ -235,14 +267,14 @@ export interface DecodeOptions {
  * onFrame throws.
  */
 export async function decodeFrames(file: string, name: string, o: DecodeOptions): Promise<number> {
-  if (o.signal.aborted) throw o.signal.reason;
   const { ffmpeg } = binaries();
+  // One output frame per decoded frame: no duplicates or drops to reach a constant rate.
+  const passthrough = await passthroughArgs(ffmpeg, o.signal);
+  if (o.signal.aborted) throw o.signal.reason;
   const frameBytes = o.width * o.height * 3;
-  const run = start(ffmpeg, [
+  const run = start(ffmpeg.path, [
     '-nostdin', '-hide_banner', '-loglevel', 'error', ...INPUT_ARGS,
-    '-i', fileArg(file), '-map', '0:v:0',
-    // One output frame per decoded frame: no duplicates or drops to reach a constant rate.
-    '-vsync', 'passthrough',
+    '-i', fileArg(file), '-map', '0:V:0', ...passthrough,
     // The probed (post-rotation) size; this also keeps frames one size if the stream changes size.
     '-s', `${o.width}x${o.height}`,
     '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1',

@@ -1,6 +1,113 @@
-import type { Command } from 'commander';
+import * as path from 'node:path';
 
-/** Adds `videomae classify` to the program. (Being written; see the issue tracker.) */
+import { Presets, SingleBar } from 'cli-progress';
+import { InvalidArgumentError, type Command } from 'commander';
+
+import { VideoClassifier, type ModelDtype } from '../classifier';
+import { requireDefaultModel } from '../default-model';
+import { expected, VideoMAEError } from '../errors';
+import { resolveSampling } from '../sampling';
+import type { VideoClassification } from '../video';
+
+interface ClassifyFlags {
+  model?: string;
+  device?: string;
+  dtype?: ModelDtype;
+  topK: number;
+  clips?: number;
+  crops?: number;
+  sampleRate?: number;
+  threads?: number;
+  json?: boolean;
+}
+
+/** What --json prints per file. */
+type FileResult =
+  | { file: string; predictions: VideoClassification['predictions']; timings: VideoClassification['timings'];
+    views: number; framesDecoded: number; durationSec: number }
+  | { file: string; error: { code: string; message: string } };
+
+/** commander parser for integer options. */
+export function integer(value: string): number {
+  if (!/^-?\d+$/.test(value.trim())) throw new InvalidArgumentError('Expected an integer.');
+  return Number(value);
+}
+
+/** Adds `videomae classify` to the program. */
 export function register(program: Command): void {
-  void program;
+  program
+    .command('classify')
+    .description('Classify video files (decoded with ffmpeg; VideoMAE Kinetics test protocol, see docs/VIDEO.md)')
+    .argument('<video...>', 'video files')
+    .option('-m, --model <file>', 'model file from `videomae export` (default: the bundled demo model)')
+    .option('--device <device>', "'cpu', 'cuda' or 'cuda:N'", 'cpu')
+    .option('--dtype <dtype>', "'float32', 'float16' or 'bfloat16'", 'float32')
+    .option('-k, --top-k <n>', 'labels to show per file', integer, 5)
+    .option('--clips <n>', 'temporal clips per video, averaged (default 1)', integer)
+    .option('--crops <n>', 'spatial crops per clip along the long side, averaged (default 1)', integer)
+    .option('--sample-rate <n>', 'take every n-th decoded frame (default 4)', integer)
+    .option('--threads <n>', 'intra-op threads (default: all cores)', integer)
+    .option('--json', 'print a JSON array, one entry per file')
+    .addHelpText('after', '\nExit status is 1 if any file failed; every file is still reported.\n' +
+      'Example: videomae classify --model model.pt --clips 5 --crops 3 a.mp4 b.webm\n')
+    .action((videos: string[], flags: ClassifyFlags) => run(videos, flags));
+}
+
+async function run(videos: string[], flags: ClassifyFlags): Promise<void> {
+  // Fail on bad sampling flags before spending time on the model.
+  const sampling = resolveSampling({ clips: flags.clips, crops: flags.crops, sampleRate: flags.sampleRate });
+  if (flags.topK < 1) throw expected('a positive integer', '--top-k', flags.topK);
+  const modelFile = flags.model ?? requireDefaultModel();
+  const clf = await VideoClassifier.load(modelFile, { device: flags.device, dtype: flags.dtype, threads: flags.threads });
+  const topK = Math.min(flags.topK, clf.config.numLabels); // -k 5 on a 3-label model shows all 3
+  const results: FileResult[] = [];
+  const bar = process.stderr.isTTY && videos.length > 1 ? progressBar(videos.length) : undefined;
+  try {
+    for (const file of videos) {
+      bar?.update(results.length, { file: path.basename(file) });
+      try {
+        const r = await clf.classifyVideo(file, { ...sampling, topK });
+        results.push({ file, predictions: r.predictions, timings: r.timings, views: r.views,
+          framesDecoded: r.framesDecoded, durationSec: r.durationSec });
+      } catch (err) {
+        const e = err as Partial<VideoMAEError>;
+        results.push({ file, error: { code: e.code ?? 'VMAE_RUNTIME', message: e.message ?? String(err) } });
+      }
+      if (!bar && !flags.json) print(results[results.length - 1]);
+    }
+  } finally {
+    bar?.update(results.length, { file: '' });
+    bar?.stop();
+    await clf.dispose();
+  }
+  if (flags.json) process.stdout.write(JSON.stringify(results, null, 2) + '\n');
+  else if (bar) results.forEach(print);
+  if (results.some((r) => 'error' in r)) process.exitCode = 1;
+}
+
+function progressBar(total: number): SingleBar {
+  const bar = new SingleBar({ format: 'classifying [{bar}] {value}/{total} {file}', stream: process.stderr,
+    clearOnComplete: true, hideCursor: true }, Presets.shades_classic);
+  bar.start(total, 0, { file: '' });
+  return bar;
+}
+
+/** The human-readable report of one file: a header line and a small table. */
+function print(r: FileResult): void {
+  if ('error' in r) {
+    process.stderr.write(`${r.file}: failed [${r.error.code}] ${r.error.message}\n\n`);
+    return;
+  }
+  const t = r.timings;
+  const ms = (v: number) => `${Math.round(v)} ms`;
+  const lines = [
+    `${r.file}  (${r.durationSec.toFixed(1)} s, ${r.framesDecoded} frames, ${r.views} view${r.views === 1 ? '' : 's'}; ` +
+      `decode ${ms(t.decodeMs)}, preprocess ${ms(t.preprocessMs)}, inference ${ms(t.inferenceMs)})`,
+  ];
+  const width = Math.max(5, ...r.predictions.map((p) => p.label.length));
+  lines.push(`   #  ${'label'.padEnd(width)}   score`);
+  r.predictions.forEach((p, i) => {
+    lines.push(`  ${String(i + 1).padStart(2)}  ${p.label.padEnd(width)}  ${(p.score * 100).toFixed(1).padStart(5)}%`);
+  });
+  process.stdout.write(lines.join('\n') + '\n\n');
 }
