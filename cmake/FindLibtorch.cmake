@@ -3,7 +3,7 @@
 #   2. ./libtorch (filled by `videomae setup`)
 #   3. the libtorch inside the Python torch (torch.utils.cmake_prefix_path)
 #   4. the system's libtorch (Debian's libtorch-dev ships no TorchConfig.cmake)
-# Sets VMAE_TORCH_SOURCE (which one won), VMAE_TORCH_RPATH, VMAE_HAS_CUDA.
+# Sets VMAE_TORCH_SOURCE (which one won), VMAE_TORCH_RPATH, VMAE_TORCH_INSTALL_RPATH, VMAE_HAS_CUDA.
 
 add_library(vmae_torch INTERFACE)
 set(VMAE_HAS_CUDA OFF)
@@ -100,5 +100,15 @@ if(NOT VMAE_TORCH_SOURCE)
     "  - Debian/Ubuntu: apt-get install libtorch-dev libopenblas0-pthread")
 endif()
 
-set(VMAE_TORCH_RPATH "${VMAE_TORCH_LIBDIR}")
+# RUNPATH: the build tree's binary looks in the libtorch it was built against, then in the package's
+# ./libtorch (linked by `videomae setup`). The installed copy (`cmake --install`, used by
+# scripts/prebuild.js for prebuilds) keeps only the relative entry, so it never depends on the build
+# machine's folders. build/Release/ and prebuilds/<platform>-<arch>/ are both two levels down.
+if(APPLE)
+  set(_vmae_origin "@loader_path")
+else()
+  set(_vmae_origin "\$ORIGIN")
+endif()
+set(VMAE_TORCH_INSTALL_RPATH "${_vmae_origin}/../../libtorch/lib")
+set(VMAE_TORCH_RPATH "${VMAE_TORCH_LIBDIR};${VMAE_TORCH_INSTALL_RPATH}")
 message(STATUS "videomae-node: libtorch from ${VMAE_TORCH_SOURCE}; CUDA: ${VMAE_HAS_CUDA}")

@@ -142,6 +142,8 @@ export class VideoClassifier {
    * Kinetics test protocol: `clips` x `crops` views, softmax averaged (docs/VIDEO.md).
    */
   async classifyVideo(input: VideoInput, options: ClassifyVideoOptions = {}): Promise<VideoClassification> {
+    // Refuse before ffmpeg decodes the whole video only for the native side to refuse it.
+    if (this.disposing) throw new VideoMAEError('VMAE_DISPOSED', 'The classifier has been disposed');
     return classifyVideoWith(this.videoOps(), input, this.topK(options), options);
   }
 

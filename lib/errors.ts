@@ -10,12 +10,13 @@ export type ErrorCode =
   | 'VMAE_BUSY'
   | 'VMAE_ABORTED'
   | 'VMAE_TIMEOUT'
-  | 'VMAE_NATIVE_UNAVAILABLE';
+  | 'VMAE_NATIVE_UNAVAILABLE'
+  | 'VMAE_SETUP_FAILED';
 
 const KNOWN_CODES = new Set<string>([
   'VMAE_INVALID_INPUT', 'VMAE_MODEL_LOAD_FAILED', 'VMAE_DEVICE_UNAVAILABLE', 'VMAE_OUT_OF_MEMORY',
   'VMAE_DISPOSED', 'VMAE_RUNTIME', 'VMAE_DECODE_FAILED', 'VMAE_BUSY', 'VMAE_ABORTED', 'VMAE_TIMEOUT',
-  'VMAE_NATIVE_UNAVAILABLE',
+  'VMAE_NATIVE_UNAVAILABLE', 'VMAE_SETUP_FAILED',
 ]);
 
 /** Every error this package throws or rejects with. Switch on `code`, not on the message. */

@@ -43,7 +43,7 @@ export class Tensor {
       if (!Number.isSafeInteger(d) || d <= 0) throw expected('positive integer dimensions', 'shape', d);
     }
     const allowed = dtypesFor(view);
-    if (dtype !== undefined && !(dtype in ITEM_SIZE)) throw expected(`one of ${Object.keys(ITEM_SIZE).join(', ')}`, 'dtype', dtype);
+    if (dtype !== undefined && !Object.hasOwn(ITEM_SIZE, dtype)) throw expected(`one of ${Object.keys(ITEM_SIZE).join(', ')}`, 'dtype', dtype);
     if (allowed !== null && allowed.length === 0) {
       throw invalid(`Unsupported array type ${view.constructor.name}: use Float32Array, Float64Array, Uint8Array or Uint16Array`);
     }
