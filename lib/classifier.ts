@@ -4,6 +4,7 @@ import type { NativeClassifier, NativeModelDtype } from '../binding';
 import { classification, type Classification } from './classification';
 import { expected, invalid, nativeCall, VideoMAEError } from './errors';
 import { parseMetadata, type ModelConfig, type ModelDescription } from './metadata';
+import { requireDefaultModel } from './default-model';
 import { native } from './native';
 import { RequestTracker, requestId, type RequestOptions } from './requests';
 import { allFinite, Tensor } from './tensor';
@@ -99,11 +100,13 @@ export class VideoClassifier {
 
   /**
    * Loads a model exported by `videomae export` (scripts/export_videomae.py), off the JS thread,
-   * and runs one warm-up forward (one per batch bucket with maxBatchSize > 1).
+   * and runs one warm-up forward (one per batch bucket with maxBatchSize > 1). Without a path (or
+   * with `undefined`), loads the package's demo model, a small VideoMAE trained on synthetic
+   * motion clips (docs/DEMO-MODEL.md) — not a Kinetics model.
    * Rejects with VMAE_MODEL_LOAD_FAILED, VMAE_DEVICE_UNAVAILABLE, VMAE_INVALID_INPUT or VMAE_OUT_OF_MEMORY.
    */
-  static async load(path: string, options: LoadOptions = {}): Promise<VideoClassifier> {
-    return loadInto(this, path, options);
+  static async load(path?: string, options: LoadOptions = {}): Promise<VideoClassifier> {
+    return loadInto(this, path === undefined ? requireDefaultModel() : path, options);
   }
 
   /** Classifies one clip of pixel_values, [T,C,H,W] or [1,T,C,H,W], already preprocessed. */

@@ -14,8 +14,9 @@ export function requireDefaultModel(): string {
   const file = defaultModelPath();
   if (!fs.existsSync(file)) {
     throw new VideoMAEError('VMAE_MODEL_LOAD_FAILED',
-      `No --model given and the demo model is missing (${file}). ` +
-        'Pass --model <file.pt>; make one with `videomae export --checkpoint <folder> --output model.pt`');
+      `No model was given and the demo model is missing (${file}). ` +
+        'Pass a model file (--model <file.pt> on the command line); make one with ' +
+        '`videomae export --checkpoint <folder> --output model.pt`');
   }
   return file;
 }

@@ -98,7 +98,7 @@ test('classify without --model uses the demo model, or says it is missing', asyn
     assert.equal(r.code, 0, r.stderr);
   } else {
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /No --model given and the demo model is missing .*videomae-demo-motion\.pt.*Pass --model/);
+    assert.match(r.stderr, /No model was given and the demo model is missing .*videomae-demo-motion\.pt.*--model <file\.pt>/);
   }
 });
 
