@@ -8,7 +8,6 @@ const { test, before, after } = require('node:test');
 
 const { VideoClassifier, sampleIndices } = require('../lib');
 const { findTorchPython, pythonCandidates } = require('../lib/python');
-const { defaultModelPath } = require('../lib/default-model');
 const { ROOT, tmpDir, videoModel, ffmpeg, decodeAll, pick } = require('./helpers/video');
 
 const CLI = path.join(ROOT, 'lib', 'cli.js');
@@ -92,14 +91,12 @@ test('classify rejects bad flags before loading a model', async () => {
   assert.match(r.stderr, /\[VMAE_MODEL_LOAD_FAILED\]/);
 });
 
-test('classify without --model uses the demo model, or says it is missing', async () => {
+test('classify without --model uses the embedded demo model', async () => {
   const r = await cli(['classify', '--json', mp4]);
-  if (fs.existsSync(defaultModelPath())) {
-    assert.equal(r.code, 0, r.stderr);
-  } else {
-    assert.equal(r.code, 1);
-    assert.match(r.stderr, /No model was given and the demo model is missing .*videomae-demo-motion\.pt.*--model <file\.pt>/);
-  }
+  assert.equal(r.code, 0, r.stderr);
+  const [out] = JSON.parse(r.stdout);
+  const labels = JSON.parse(fs.readFileSync(path.join(ROOT, 'models', 'demo', 'checkpoint', 'config.json'), 'utf8')).id2label;
+  assert.ok(Object.values(labels).includes(out.predictions[0].label), out.predictions[0].label);
 });
 
 test('info prints the metadata; --json gives all of it', async () => {
