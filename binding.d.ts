@@ -73,7 +73,15 @@ export interface NativeRuntimeInfo {
 /** Sync. What the addon was built against and what it sees now. */
 export declare function runtimeInfo(): NativeRuntimeInfo;
 
+/**
+ * Sync. Stops the inference thread of every classifier in this environment (a running forward
+ * finishes first; pending promises never settle). The addon registers it on process 'exit' itself, because
+ * process.exit() and uncaught exceptions skip env cleanup hooks.
+ */
+export declare function stopAll(): void;
+
 export interface NativeBinding {
   NativeClassifier: typeof NativeClassifier;
   runtimeInfo: typeof runtimeInfo;
+  stopAll: typeof stopAll;
 }

@@ -111,6 +111,7 @@ export class VideoClassifier {
 
   /** Classifies one clip of pixel_values, [T,C,H,W] or [1,T,C,H,W], already preprocessed. */
   async classify(input: Tensor, options: ClassifyOptions = {}): Promise<Classification> {
+    this.requests.admit(); // shed load before the O(n) input checks
     const topK = this.topK(options);
     const shape = this.checkPixelValues(input, false);
     const logits = await this.requests.run(options, (id) =>
@@ -120,6 +121,7 @@ export class VideoClassifier {
 
   /** Classifies a batch of clips, [B,T,C,H,W]; one Classification per clip, in order. */
   async classifyBatch(input: Tensor, options: ClassifyOptions = {}): Promise<Classification[]> {
+    this.requests.admit(); // shed load before the O(n) input checks
     const topK = this.topK(options);
     const shape = this.checkPixelValues(input, true);
     const logits = await this.requests.run(options, (id) =>
@@ -233,7 +235,13 @@ export async function loadInto<T extends VideoClassifier>(
     const buckets = BATCH_SIZES.filter((b) => b <= o.maxBatchSize);
     for (const b of buckets) {
       const labels = await nativeCall(() =>
-        nc.warmup(requestId(), [b, config.numFrames, config.numChannels, config.imageSize, config.imageSize]));
+        nc.warmup(requestId(), [b, config.numFrames, config.numChannels, config.imageSize, config.imageSize]))
+        .catch((err: VideoMAEError) => {
+          // The warm-up forward is part of loading: a model whose forward fails on zeros (or returns
+          // something other than [batch, labels]) is a bad model file, not a failed request.
+          if (err.code !== 'VMAE_RUNTIME') throw err;
+          throw new VideoMAEError('VMAE_MODEL_LOAD_FAILED', `Model file '${path}' failed its warm-up forward: ${err.message}`, { cause: err });
+        });
       if (labels !== config.numLabels) {
         throw new VideoMAEError('VMAE_MODEL_LOAD_FAILED',
           `Model file '${path}' outputs ${labels} logits but its metadata lists ${config.numLabels} labels`);

@@ -40,6 +40,16 @@ export class RequestTracker {
 
   constructor(private readonly nc: NativeClassifier, private readonly maxQueue: number) {}
 
+  /**
+   * Throws VMAE_BUSY when maxQueue requests are pending. Cheap: callers shed load with it before
+   * validating their input (the non-finite scan reads every element).
+   */
+  admit(): void {
+    if (this.pending >= this.maxQueue) {
+      throw new VideoMAEError('VMAE_BUSY', `Too many pending requests (maxQueue is ${this.maxQueue}); retry later or raise maxQueue`);
+    }
+  }
+
   /** Submits one native request under `options`. */
   run<T>(options: RequestOptions, submit: (id: number) => Promise<T>): Promise<T> {
     const site: { stack?: string } = {};
@@ -47,9 +57,10 @@ export class RequestTracker {
     checkRequestOptions(options);
     const { signal, timeoutMs } = options;
     if (signal?.aborted) return Promise.reject(abortError(signal));
-    if (this.pending >= this.maxQueue) {
-      return Promise.reject(new VideoMAEError('VMAE_BUSY',
-        `Too many pending requests (maxQueue is ${this.maxQueue}); retry later or raise maxQueue`));
+    try {
+      this.admit();
+    } catch (err) {
+      return Promise.reject(err);
     }
     const id = requestId();
     this.pending++;
@@ -59,9 +70,11 @@ export class RequestTracker {
       let done = false;
       const stop = (error: VideoMAEError) => {
         if (done) return;
-        // A queued request is rejected by cancel() itself, through `work`; a running one cannot be
-        // interrupted, so settle now and drop its result when it arrives.
-        if (!this.nc.cancel(id, error.code, error.message)) finish(() => reject(error));
+        // A queued request is cancelled natively (its slot is freed as `work` rejects); a running
+        // one cannot be interrupted, and its result is dropped when it arrives. Either way the
+        // caller gets `error` itself, with the abort reason as its cause.
+        this.nc.cancel(id, error.code, error.message);
+        finish(() => reject(error));
       };
       const onAbort = () => stop(abortError(signal!));
       const finish = (settle: () => void) => {

@@ -1,6 +1,8 @@
 #include "addon/classifier_wrap.h"
 
 #include <algorithm>
+#include <mutex>
+#include <set>
 
 #include "addon/convert.h"
 #include "core/device.h"
@@ -32,6 +34,8 @@ struct LoadRequest : JsRequest {
     o.Set("parameterBytes", static_cast<double>(info.parameter_bytes));
     o.Set("device", info.device);
     o.Set("dtype", info.dtype);
+    o.Set("fusedAttention", info.fused_attention);
+    o.Set("fusedLinear", info.fused_linear);
     return o;
   }
 };
@@ -100,7 +104,8 @@ void RunForwardBatch(WorkerState& state, std::vector<Request*>& batch, int64_t m
   for (auto* r : batch) inputs.push_back(static_cast<ForwardRequest*>(r)->input.to(torch::kFloat32));
   const bool same_shape = std::all_of(inputs.begin(), inputs.end(),
                                       [&](const torch::Tensor& t) { return t.sizes() == inputs[0].sizes(); });
-  if (!same_shape) {
+  // Each request on its own, each with its own outcome.
+  auto one_by_one = [&] {
     for (auto* r : batch) {
       try {
         r->Execute(state);
@@ -109,14 +114,26 @@ void RunForwardBatch(WorkerState& state, std::vector<Request*>& batch, int64_t m
         r->error_message = e.what();
       }
     }
-    return;
-  }
+  };
+  if (!same_shape) return one_by_one();
   const int64_t n = static_cast<int64_t>(inputs.size());
   const int64_t padded = Bucket(n, max_batch);
   if (padded > n) inputs.push_back(torch::zeros_like(inputs[0]).expand({padded - n, -1, -1, -1, -1}));
-  auto logits = classifier.Forward(torch::cat(inputs));
+  torch::Tensor logits;
+  try {
+    logits = classifier.Forward(torch::cat(inputs));
+  } catch (const CoreError&) {
+    // One bad clip must not fail the clips that happened to be batched with it: rerun them alone,
+    // so that only the request that really fails gets the error.
+    return one_by_one();
+  }
   for (int64_t i = 0; i < n; ++i) static_cast<ForwardRequest*>(batch[i])->output = logits.narrow(0, i, 1);
 }
+
+// Every live ClassifierWrap of every environment (workers have their own), for StopAll. Never
+// destroyed, so that it outlives the static destructors that run at exit().
+std::mutex* live_mutex = new std::mutex;
+std::set<ClassifierWrap*>* live = new std::set<ClassifierWrap*>;
 
 Napi::Value RejectedPromise(Napi::Env env, const std::string& code, const std::string& message) {
   auto deferred = Napi::Promise::Deferred::New(env);
@@ -185,9 +202,26 @@ ClassifierWrap::ClassifierWrap(const Napi::CallbackInfo& info)
         RunForwardBatch(state, batch, max_batch);
       });
   napi_add_env_cleanup_hook(env, CleanupHook, this);
+  hook_added_ = true;
+  std::lock_guard<std::mutex> lock(*live_mutex);
+  live->insert(this);
 }
 
 ClassifierWrap::~ClassifierWrap() { Shutdown(); }
+
+Napi::Value ClassifierWrap::StopAll(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  std::vector<ClassifierWrap*> mine;
+  {
+    std::lock_guard<std::mutex> lock(*live_mutex);
+    for (auto* w : *live) {
+      if (w->env_ == env) mine.push_back(w);
+    }
+  }
+  // Only this environment's JS thread (this one) destroys these objects, so they stay valid here.
+  for (auto* w : mine) w->Stop();
+  return info.Env().Undefined();
+}
 
 void ClassifierWrap::Finalize(Napi::Env env) {
   if (external_bytes_ != 0 && !shut_down_) {
@@ -197,27 +231,42 @@ void ClassifierWrap::Finalize(Napi::Env env) {
   }
 }
 
-void ClassifierWrap::Shutdown() {
+void ClassifierWrap::Stop() {
   if (shut_down_) return;
   shut_down_ = true;
   if (thread_) thread_->Stop();  // joins; the worker frees the model
   if (tsfn_) tsfn_.Release();
-  napi_remove_env_cleanup_hook(env_, CleanupHook, this);
+}
+
+void ClassifierWrap::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(*live_mutex);
+    live->erase(this);
+  }
+  Stop();
+  if (hook_added_) napi_remove_env_cleanup_hook(env_, CleanupHook, this);
 }
 
 void ClassifierWrap::CleanupHook(void* data) {
-  // The environment is exiting (process exit or worker termination): stop the thread now, while
-  // the thread-safe function is still valid. Pending promises can no longer be settled.
+  // The environment is exiting (worker termination, or the end of the main script): stop the
+  // thread now, while the thread-safe function is still valid. Pending promises can no longer be
+  // settled. Node forgets a hook once it ran.
   auto* self = static_cast<ClassifierWrap*>(data);
-  self->shut_down_ = true;
-  if (self->thread_) self->thread_->Stop();
-  if (self->tsfn_) self->tsfn_.Release();
+  self->hook_added_ = false;
+  self->Stop();
 }
 
 void ClassifierWrap::CallJs(Napi::Env env, Napi::Function, ClassifierWrap* self, JsRequest* request) {
   std::unique_ptr<JsRequest> owned(request);
   if (env == nullptr || self == nullptr) return;  // torn down: drop it
-  self->Complete(env, std::move(owned));
+  // This runs from libuv, outside any JS call: an exception escaping it would abort the process.
+  // N-API calls fail (and throw, with NAPI_CPP_EXCEPTIONS) while a worker is being terminated;
+  // nobody is left to settle the promise then, so the request is dropped.
+  try {
+    self->Complete(env, std::move(owned));
+  } catch (const Napi::Error&) {
+  } catch (const std::exception&) {
+  }
 }
 
 void ClassifierWrap::Settle(Napi::Env env, JsRequest& request) {
@@ -273,6 +322,10 @@ Napi::Value ClassifierWrap::Load(const Napi::CallbackInfo& info) {
     auto o = info[2].As<Napi::Object>();
     r->options.device = ToString(o.Get("device"), "device");
     r->options.dtype = ToString(o.Get("dtype"), "dtype");
+    if (o.Has("optimize") && !o.Get("optimize").IsUndefined()) {
+      if (!o.Get("optimize").IsBoolean()) throw CoreError(codes::kInvalidInput, "Expected a boolean for optimize");
+      r->options.optimize = o.Get("optimize").As<Napi::Boolean>().Value();
+    }
     ParseModelDtype(r->options.dtype);  // reject early, on the caller's stack
     return Submit(std::move(r));
   });

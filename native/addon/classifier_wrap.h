@@ -27,6 +27,12 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
   ~ClassifierWrap() override;
   void Finalize(Napi::Env env) override;
 
+  // Sync. stopAll(): stops the inference thread of every classifier of the calling environment,
+  // waiting for a running forward to finish; their pending promises never settle. For process
+  // 'exit': process.exit() and uncaught exceptions end the process through exit() without running
+  // env cleanup hooks, and exit() destroys libtorch's statics under a running forward.
+  static Napi::Value StopAll(const Napi::CallbackInfo& info);
+
  private:
   static void CallJs(Napi::Env env, Napi::Function, ClassifierWrap* self, JsRequest* request);
   using Tsfn = Napi::TypedThreadSafeFunction<ClassifierWrap, JsRequest, &ClassifierWrap::CallJs>;
@@ -47,7 +53,9 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
   void Complete(Napi::Env env, std::unique_ptr<JsRequest> request);
   void Settle(Napi::Env env, JsRequest& request);
   static void CleanupHook(void* self);
-  // Stops the thread and releases the thread-safe function; safe to call twice.
+  // JS thread. Stops the thread and releases the thread-safe function; idempotent.
+  void Stop();
+  // Destructor. Stop(), and forget this object in the cleanup hook and the StopAll registry.
   void Shutdown();
 
   std::unique_ptr<InferenceThread> thread_;
@@ -55,6 +63,7 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
   int pending_ = 0;
   bool disposed_ = false;
   bool shut_down_ = false;
+  bool hook_added_ = false;
   int64_t external_bytes_ = 0;
   napi_env env_ = nullptr;
 };

@@ -29,8 +29,11 @@ std::string Describe(const Napi::Value& v) {
   throw CoreError(codes::kInvalidInput, "Expected " + expected + " but received " + Describe(v));
 }
 
-void ThrowIfDetached(const Napi::ArrayBuffer& buffer) {
-  if (buffer.IsDetached()) {
+// `buffer` is the ArrayBuffer or SharedArrayBuffer behind a view; only the former can be detached.
+void ThrowIfDetached(napi_env env, napi_value buffer) {
+  bool is_array_buffer = false;
+  if (napi_is_arraybuffer(env, buffer, &is_array_buffer) != napi_ok || !is_array_buffer) return;
+  if (Napi::ArrayBuffer(env, buffer).IsDetached()) {
     throw CoreError(codes::kInvalidInput,
                     "Expected a live buffer but received a detached (transferred) ArrayBuffer");
   }
@@ -76,21 +79,35 @@ torch::Tensor CopyToTensor(const Napi::Value& value, torch::ScalarType dtype,
                            const std::vector<int64_t>& shape) {
   const void* data = nullptr;
   size_t bytes = 0;
+  // The views' data pointers come from the napi_get_*_info calls, which (unlike Napi::ArrayBuffer)
+  // also accept views over a SharedArrayBuffer; they already include the byte offset.
+  napi_env env = value.Env();
   if (value.IsTypedArray()) {
-    auto ta = value.As<Napi::TypedArray>();
-    auto ab = ta.ArrayBuffer();
-    ThrowIfDetached(ab);
-    data = static_cast<const uint8_t*>(ab.Data()) + ta.ByteOffset();
-    bytes = ta.ByteLength();
+    napi_typedarray_type type;
+    size_t length = 0;
+    size_t offset = 0;
+    void* base = nullptr;
+    napi_value buffer = nullptr;
+    if (napi_get_typedarray_info(env, value, &type, &length, &base, &buffer, &offset) != napi_ok) {
+      Invalid("a readable TypedArray", value);
+    }
+    ThrowIfDetached(env, buffer);
+    data = base;
+    bytes = value.As<Napi::TypedArray>().ByteLength();
   } else if (value.IsDataView()) {
-    auto dv = value.As<Napi::DataView>();
-    auto ab = dv.ArrayBuffer();
-    ThrowIfDetached(ab);
-    data = static_cast<const uint8_t*>(ab.Data()) + dv.ByteOffset();
-    bytes = dv.ByteLength();
+    size_t length = 0;
+    size_t offset = 0;
+    void* base = nullptr;
+    napi_value buffer = nullptr;
+    if (napi_get_dataview_info(env, value, &length, &base, &buffer, &offset) != napi_ok) {
+      Invalid("a readable DataView", value);
+    }
+    ThrowIfDetached(env, buffer);
+    data = base;
+    bytes = length;
   } else if (value.IsArrayBuffer()) {
     auto ab = value.As<Napi::ArrayBuffer>();
-    ThrowIfDetached(ab);
+    ThrowIfDetached(env, ab);
     data = ab.Data();
     bytes = ab.ByteLength();
   } else {

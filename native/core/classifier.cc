@@ -4,6 +4,7 @@
 
 #include "core/device.h"
 #include "core/errors.h"
+#include "core/graph_passes.h"
 
 namespace vmae {
 
@@ -29,6 +30,10 @@ std::unique_ptr<Classifier> Classifier::Load(const LoadOptions& options) {
   const torch::Device device = ParseDevice(options.device);
   const torch::ScalarType dtype = ParseModelDtype(options.dtype);
   ArchiveInfo archive = ReadArchive(options.path);
+  // On CUDA, first make the device and the model's own stream current on this (the inference)
+  // thread, so that the weights are uploaded on that stream too.
+  std::unique_ptr<CudaPath> cuda;
+  if (device.is_cuda()) cuda = CudaPath::Create(device, CudaOptionsFromEnv());
 
   torch::jit::Module module;
   try {
@@ -47,19 +52,36 @@ std::unique_ptr<Classifier> Classifier::Load(const LoadOptions& options) {
     for (const auto& b : module.buffers()) info.parameter_bytes += b.numel() * b.element_size();
     info.device = DeviceName(device);
     info.dtype = DtypeName(dtype);
-    return std::unique_ptr<Classifier>(new Classifier(std::move(module), device, dtype, std::move(info)));
+    if (options.optimize) {
+      OptimizeReport report;
+      module = OptimizeForInference(std::move(module), device, dtype, &report);
+      info.fused_attention = report.fused_attention;
+      info.fused_linear = report.fused_linear;
+    }
+    return std::unique_ptr<Classifier>(
+        new Classifier(std::move(module), device, dtype, std::move(info), std::move(cuda)));
   });
 }
 
-torch::Tensor Classifier::Upload(const torch::Tensor& host) const {
-  if (device_.is_cpu()) return host;
-  return host.pin_memory().to(device_, /*non_blocking=*/true);
+Classifier::Classifier(torch::jit::Module module, torch::Device device, torch::ScalarType dtype,
+                       ModelInfo info, std::unique_ptr<CudaPath> cuda)
+    : module_(std::move(module)), device_(device), dtype_(dtype), info_(std::move(info)), cuda_(std::move(cuda)) {}
+
+Classifier::~Classifier() = default;
+
+torch::Tensor Classifier::Upload(const torch::Tensor& host) {
+  if (!cuda_) return host;
+  return cuda_->Upload(host);
 }
 
 torch::Tensor Classifier::Run(const torch::Tensor& pixel_values) {
-  auto out = module_.forward({pixel_values.to(dtype_)});
-  if (!out.isTensor()) throw CoreError(codes::kRuntime, "The model returned a non-tensor output");
-  auto logits = out.toTensor();
+  auto forward = [this](const torch::Tensor& x) {
+    auto out = module_.forward({x});
+    if (!out.isTensor()) throw CoreError(codes::kRuntime, "The model returned a non-tensor output");
+    return out.toTensor();
+  };
+  auto x = pixel_values.to(dtype_);
+  auto logits = cuda_ ? cuda_->Run(x, forward) : forward(x);
   if (logits.dim() != 2 || logits.size(0) != pixel_values.size(0)) {
     throw CoreError(codes::kRuntime, "The model returned logits of shape " +
                                          c10::str(logits.sizes()) + ", expected [batch, labels]");

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cuda_path.h"
 #include "core/metadata.h"
 #include "core/preprocess.h"
 
@@ -17,6 +18,10 @@ struct LoadOptions {
   std::string path;
   std::string device = "cpu";    // "cpu" | "cuda" | "cuda:N"
   std::string dtype = "float32"; // "float32" | "float16" | "bfloat16"
+  // Load-time graph rewrites (core/graph_passes.h): the fused attention operator, and on the CPU
+  // in float32 a frozen graph with packed linear layers. The environment variables
+  // VIDEOMAE_DISABLE_FUSED_ATTENTION=1 and VIDEOMAE_DISABLE_FUSED_LINEAR=1 turn each one off.
+  bool optimize = true;
 };
 
 struct ModelInfo {
@@ -24,6 +29,8 @@ struct ModelInfo {
   int64_t parameter_bytes = 0;  // parameters and buffers, for external-memory accounting
   std::string device;           // canonical, e.g. "cuda:0"
   std::string dtype;
+  int fused_attention = 0;      // attention calls rewritten to vmae::attention (0: unfused)
+  int fused_linear = 0;         // linear calls rewritten to vmae::linear (0: none)
 };
 
 class Classifier {
@@ -32,6 +39,7 @@ class Classifier {
   // the device and dtype, and puts it in eval mode. Throws CoreError VMAE_MODEL_LOAD_FAILED,
   // VMAE_DEVICE_UNAVAILABLE, VMAE_INVALID_INPUT or VMAE_OUT_OF_MEMORY.
   static std::unique_ptr<Classifier> Load(const LoadOptions& options);
+  ~Classifier();
 
   const ModelInfo& info() const { return info_; }
   torch::Device device() const { return device_; }
@@ -55,17 +63,19 @@ class Classifier {
   int64_t Warmup(const std::vector<int64_t>& shape);
 
  private:
-  Classifier(torch::jit::Module module, torch::Device device, torch::ScalarType dtype, ModelInfo info)
-      : module_(std::move(module)), device_(device), dtype_(dtype), info_(std::move(info)) {}
+  Classifier(torch::jit::Module module, torch::Device device, torch::ScalarType dtype, ModelInfo info,
+             std::unique_ptr<CudaPath> cuda);
 
-  // Sends host data to the model's device, pinning it first on CUDA so the copy can overlap.
-  torch::Tensor Upload(const torch::Tensor& host) const;
+  // Sends host data to the model's device: on CUDA through pinned staging, asynchronously on the
+  // model's own stream (core/cuda_path.h).
+  torch::Tensor Upload(const torch::Tensor& host);
   torch::Tensor Run(const torch::Tensor& pixel_values);
 
   torch::jit::Module module_;
   torch::Device device_;
   torch::ScalarType dtype_;
   ModelInfo info_;
+  std::unique_ptr<CudaPath> cuda_;  // null on the CPU
 };
 
 }  // namespace vmae
