@@ -21,21 +21,13 @@ import os
 import shutil
 import zipfile
 
+import sys
+
 import torch
 
-
-def metadata():
-    return {
-        "format": "videomae-node/1",
-        "name": "fault-model",
-        "description": "test fixture for failure paths",
-        "torchVersion": torch.__version__,
-        "config": {"numFrames": 4, "imageSize": 32, "patchSize": 16, "tubeletSize": 2, "numChannels": 3,
-                   "hiddenSize": 8, "numLayers": 1, "numHeads": 1, "numLabels": 5},
-        "labels": ["l%d" % i for i in range(5)],
-        "preprocessing": {"shortestEdge": 32, "cropSize": 32, "rescaleFactor": 1 / 255,
-                          "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]},
-    }
+# The same metadata as the basic fault models: one definition of the fixture's geometry.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from make_fault_model import metadata  # noqa: E402
 
 
 class Base(torch.nn.Module):
