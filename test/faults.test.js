@@ -11,7 +11,7 @@ const path = require('node:path');
 const { after, before, test } = require('node:test');
 
 const { VideoClassifier, Tensor, VideoMAEError } = require('..');
-const { tinyModel, makeModel, python, randomFloats, maxAbsDiff } = require('./helpers/fixtures');
+const { tinyModel, makeModel, python, randomFloats, maxAbsDiff, withEnv } = require('./helpers/fixtures');
 const { runChild, describeChild, childProcesses } = require('./helpers/child');
 
 const SHAPE = [4, 3, 32, 32];
@@ -222,20 +222,6 @@ function script(name, body) {
   // fake's own deliberate SIGSEGV.
   fs.writeFileSync(file, `#!/usr/bin/env -S -u LD_PRELOAD /bin/sh\n${body}\n`, { mode: 0o755 });
   return file;
-}
-
-/** Runs `fn` with process.env changed (classifyVideo reads FFMPEG_PATH/FFPROBE_PATH per call). */
-async function withEnv(vars, fn) {
-  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
-  Object.assign(process.env, vars);
-  try {
-    return await fn();
-  } finally {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  }
 }
 
 test('ffmpeg missing, crashing, hanging or lying: VMAE_DECODE_FAILED or VMAE_TIMEOUT, no children left, classifier fine', { timeout: 120_000 }, async (t) => {

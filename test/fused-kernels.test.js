@@ -10,7 +10,7 @@ const assert = require('node:assert/strict');
 const { test } = require('node:test');
 
 const { VideoClassifier, Tensor, runtimeInfo } = require('..');
-const { makeModel, referenceLogits, randomFloats, maxAbsDiff } = require('./helpers/fixtures');
+const { makeModel, referenceLogits, randomFloats, maxAbsDiff, withEnv } = require('./helpers/fixtures');
 const { runChild } = require('./helpers/child');
 
 const VARIANTS = [
@@ -24,23 +24,6 @@ const VARIANTS = [
 ];
 
 const SWITCHES = ['VIDEOMAE_DISABLE_FUSED_ATTENTION', 'VIDEOMAE_DISABLE_FUSED_LINEAR'];
-
-/** Runs `fn` with the environment variables in `env` set (undefined: unset), then restores them. */
-async function withEnv(env, fn) {
-  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
-  for (const [k, v] of Object.entries(env)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
-  try {
-    return await fn();
-  } finally {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  }
-}
 
 /** Loads `model` with both rewrites on (the default) or off (the environment switches, read at load). */
 function load(model, fused) {

@@ -97,4 +97,21 @@ function maxAbsDiff(a, b) {
   return m;
 }
 
-module.exports = { ROOT, CACHE, PYTHON, python, makeModel, tinyModel, referenceLogits, randomFloats, maxAbsDiff };
+/** Runs `fn` with the environment variables in `env` set (undefined: unset), then restores them. */
+async function withEnv(env, fn) {
+  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  try {
+    return await fn();
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
+module.exports = { withEnv, ROOT, CACHE, PYTHON, python, makeModel, tinyModel, referenceLogits, randomFloats, maxAbsDiff };
