@@ -149,6 +149,7 @@ export class VideoClassifier {
   async classifyVideo(input: VideoInput, options: ClassifyVideoOptions = {}): Promise<VideoClassification> {
     // Refuse before ffmpeg decodes the whole video only for the native side to refuse it.
     if (this.disposing) throw new VideoMAEError('VMAE_DISPOSED', 'The classifier has been disposed');
+    this.requests.admit(); // and shed load before spending ffmpeg time on a video that gets VMAE_BUSY
     return classifyVideoWith(this.videoOps(), input, this.topK(options), options);
   }
 

@@ -107,6 +107,19 @@ test('every entry point shares the budget, and classifyBatch counts as one reque
   assert.deepEqual(codes, ['ok', 'ok', 'ok', 'VMAE_BUSY', 'VMAE_BUSY', 'VMAE_BUSY']);
 });
 
+test('classifyVideo sheds load before decoding: VMAE_BUSY without running ffprobe or ffmpeg', async () => {
+  const clf = await load({ maxQueue: 2 });
+  const running = [clf.classify(x), clf.classify(x)];
+  const t0 = performance.now();
+  // ffprobe alone takes tens of ms, far over the bound below: the file is never opened.
+  const r = await timed(clf.classifyVideo(require('node:path').join(__dirname, '..', 'examples', 'static.mp4')), t0);
+  assert.equal(r.code, 'VMAE_BUSY');
+  assert.ok(r.latency < 5 * SLACK, `VMAE_BUSY took ${r.latency.toFixed(2)} ms`);
+  const missing = await timed(clf.classifyVideo('/nonexistent/video.mp4'), t0);
+  assert.equal(missing.code, 'VMAE_BUSY', 'the queue is checked before the input');
+  await Promise.all(running);
+});
+
 test('cancelled requests give their slot back: a queued timeout at once, a running one when its forward ends', async () => {
   // maxQueue 2: A runs, B waits with timeoutMs 10. B's timeout frees its slot at once, so C fits.
   const clf = await load({ maxQueue: 2 });
