@@ -86,6 +86,32 @@ for (const [w, h] of [[320, 240], [200, 300]]) {
   });
 }
 
+test('a very wide frame (1200x4, resized to 224x67200) is done a frame at a time and matches PIL, crops included', async (t) => {
+  // 15M resized pixels per frame: over the native 256 MB chunk budget in float, so one frame at a time.
+  const [w, h, n] = [1200, 4, 2];
+  const data = syntheticFrames(n, h, w, 5);
+  for (const crops of [1, 3]) {
+    const out = await clf.preprocess({ data, frames: n, height: h, width: w }, { crops });
+    compare(t, `${w}x${h} x${crops}`, levels(out, crops, n), pilReference(data, n, h, w, crops === 1 ? undefined : crops));
+  }
+});
+
+test('an extreme aspect ratio is refused with VMAE_INVALID_INPUT before any resize, and the classifier carries on', async () => {
+  // 1x16384 at shortestEdge 224 would be 224x3670016: 2.5 GB of uint8 per frame, from 49 KB of input.
+  for (const [w, h] of [[16384, 1], [1, 16384], [8192, 2]]) {
+    const t0 = performance.now();
+    await assert.rejects(clf.preprocess({ data: new Uint8Array(w * h * 3 * 2), frames: 2, height: h, width: w }), (err) => {
+      assert.equal(err.code, 'VMAE_INVALID_INPUT');
+      assert.match(err.message, new RegExp(`Frames of ${h}x${w} would be resized to \\d+x\\d+ for shortestEdge 224, ` +
+        'more than the 33554432 pixels preprocessing allows: the aspect ratio is too extreme'));
+      return true;
+    });
+    assert.ok(performance.now() - t0 < 1000, 'refused without resizing');
+  }
+  const out = await clf.preprocess({ data: syntheticFrames(2, 240, 320, 1), frames: 2, height: 240, width: 320 });
+  assert.deepEqual([...out.shape], [2, 3, 224, 224]);
+});
+
 test('classifyFrames equals classify() on the preprocessed clip', async () => {
   const n = clf.config.numFrames;
   const raw = { data: syntheticFrames(n, 240, 320, 11), frames: n, height: 240, width: 320 };

@@ -3,14 +3,23 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "core/errors.h"
 
 namespace vmae {
 
 namespace {
-// Frames are resized a few at a time so that a long 720p clip never needs a float copy of it all.
+// Frames are resized a few at a time, and only their crops are kept, so that neither a long 720p
+// clip nor a wide frame ever needs a float copy of it all.
 constexpr int64_t kResizeChunk = 8;
+constexpr int64_t kResizeChunkBytes = 256LL << 20;  // float input + output of one chunk, soft
+// The resized frame is shortest_edge^2 x aspect ratio pixels: a 1x16384 frame resized to a 224
+// shortest edge would be 224x3670016 (2.5 GB of uint8 per frame, 4x that in float) from 49 KB of
+// input. Larger than this (e.g. 224 x 149796, or 5792 x 5792) is refused.
+constexpr int64_t kMaxResizedPixels = 1LL << 25;
 
 void Check(bool ok, const std::string& message) {
   if (!ok) throw CoreError(codes::kInvalidInput, message);
@@ -39,38 +48,45 @@ torch::Tensor ResizeAndCrop(const torch::Tensor& frames, const PreprocessParams&
         "Expected uint8 frames of shape [N,H,W,3]");
   Check(frames.size(0) > 0 && frames.size(1) > 0 && frames.size(2) > 0, "Frames must not be empty");
   Check(crops >= 1 && crops <= 16, "crops must be in 1..16");
+  const int64_t n = frames.size(0), h = frames.size(1), w = frames.size(2);
+  const auto [rh, rw] = ResizedSize(h, w, p.shortest_edge);
+  Check(rh <= kMaxResizedPixels / rw,
+        "Frames of " + std::to_string(h) + "x" + std::to_string(w) + " would be resized to " +
+            std::to_string(rh) + "x" + std::to_string(rw) + " for shortestEdge " +
+            std::to_string(p.shortest_edge) + ", more than the " + std::to_string(kMaxResizedPixels) +
+            " pixels preprocessing allows: the aspect ratio is too extreme");
   return TranslateErrors("preprocessing frames", codes::kRuntime, [&] {
-    const int64_t n = frames.size(0), h = frames.size(1), w = frames.size(2);
-    const auto [rh, rw] = ResizedSize(h, w, p.shortest_edge);
     const int64_t s = p.crop_size;
-
-    torch::Tensor resized;
-    if (rh == h && rw == w) {
-      resized = frames.permute({0, 3, 1, 2});
-    } else {
-      resized = torch::empty({n, 3, rh, rw}, frames.options());
-      for (int64_t start = 0; start < n; start += kResizeChunk) {
-        const int64_t len = std::min(kResizeChunk, n - start);
-        auto chunk = frames.narrow(0, start, len).permute({0, 3, 1, 2}).to(torch::kFloat32);
-        auto out = at::_upsample_bilinear2d_aa(chunk, {rh, rw}, /*align_corners=*/false);
-        resized.narrow(0, start, len).copy_(out.round_().clamp_(0, 255));
-      }
-    }
-
     // Crops along the long side; the short side is always centered.
     const bool wide = rw >= rh;
     const int64_t long_len = wide ? rw : rh;
     const int64_t short_off = ((wide ? rh : rw) - s) / 2;
-    std::vector<torch::Tensor> views;
+    std::vector<std::pair<int64_t, int64_t>> origins;  // (top, left) of each crop
     for (int64_t c = 0; c < crops; ++c) {
       const int64_t long_off = crops == 1 ? (long_len - s) / 2
                                           : static_cast<int64_t>(static_cast<double>(c * (long_len - s)) /
                                                                  static_cast<double>(crops - 1));
-      const int64_t top = wide ? short_off : long_off;
-      const int64_t left = wide ? long_off : short_off;
-      views.push_back(resized.narrow(2, top, s).narrow(3, left, s).permute({0, 2, 3, 1}));
+      origins.emplace_back(wide ? short_off : long_off, wide ? long_off : short_off);
     }
-    return torch::stack(views).contiguous();
+
+    auto out = torch::empty({crops, n, s, s, 3}, frames.options());
+    const int64_t frame_bytes = 3 * 4 * (h * w + rh * rw);
+    const int64_t chunk = std::clamp<int64_t>(kResizeChunkBytes / frame_bytes, 1, kResizeChunk);
+    for (int64_t start = 0; start < n; start += chunk) {
+      const int64_t len = std::min(chunk, n - start);
+      auto resized = frames.narrow(0, start, len).permute({0, 3, 1, 2});  // [len,3,H,W]
+      if (rh != h || rw != w) {
+        resized = at::_upsample_bilinear2d_aa(resized.to(torch::kFloat32), {rh, rw}, /*align_corners=*/false)
+                      .round_()
+                      .clamp_(0, 255)
+                      .to(torch::kUInt8);
+      }
+      for (int64_t c = 0; c < crops; ++c) {
+        const auto [top, left] = origins[c];
+        out[c].narrow(0, start, len).copy_(resized.narrow(2, top, s).narrow(3, left, s).permute({0, 2, 3, 1}));
+      }
+    }
+    return out;
   });
 }
 

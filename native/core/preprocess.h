@@ -26,7 +26,10 @@ std::pair<int64_t, int64_t> ResizedSize(int64_t height, int64_t width, int64_t s
 
 // Sync. Resizes uint8 frames [N,H,W,3] (any device) with antialiased bilinear filtering, rounded
 // to uint8 like PIL's BILINEAR, and takes `crops` crops of crop_size x crop_size: one centered
-// crop, or crops spread evenly along the long side. Returns uint8 [crops, N, S, S, 3].
+// crop, or crops spread evenly along the long side. Returns uint8 [crops, N, S, S, 3]. Memory
+// stays bounded: frames are resized a few at a time and only their crops kept, and a frame whose
+// resized size would exceed 2^25 pixels (an extreme aspect ratio) is refused with CoreError
+// VMAE_INVALID_INPUT.
 torch::Tensor ResizeAndCrop(const torch::Tensor& frames, const PreprocessParams& p, int64_t crops);
 
 // Sync. ResizeAndCrop, then x * rescale_factor, then (x - mean) / std, in float32 on the frames'
