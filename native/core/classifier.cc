@@ -2,6 +2,9 @@
 
 #include <torch/version.h>
 
+#include <cstdio>
+#include <utility>
+
 #include "core/device.h"
 #include "core/errors.h"
 #include "core/graph_passes.h"
@@ -12,11 +15,19 @@ namespace {
 
 std::string DeviceName(const torch::Device& d) { return d.str(); }
 
-// A load failure that mentions the exporting torch, which is the usual cause when a file from a
-// newer torch uses operators this libtorch lacks.
+// True when `version` ("2.5.1+cu124", "1.13.0a0+git7c98e70") names a later major.minor than this
+// libtorch. Patch levels and local suffixes do not change which operators exist.
+bool IsNewerTorch(const std::string& version) {
+  int major = 0, minor = 0;
+  if (std::sscanf(version.c_str(), "%d.%d", &major, &minor) != 2) return false;
+  return std::make_pair(major, minor) > std::make_pair(TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR);
+}
+
+// A load failure that mentions the exporting torch when it is newer than this libtorch: the usual
+// cause is then an operator or schema this libtorch lacks.
 [[noreturn]] void ThrowLoadFailure(const LoadOptions& o, const ArchiveInfo& a, const std::string& what) {
   std::string msg = "Failed to load TorchScript model '" + o.path + "': " + what;
-  if (!a.torch_version.empty() && a.torch_version != TORCH_VERSION) {
+  if (IsNewerTorch(a.torch_version)) {
     msg += " (the file was exported by torch " + a.torch_version + "; this libtorch is " TORCH_VERSION
            ". A file exported by a newer torch may need a newer libtorch: re-export it with the "
            "same or an older torch, or install a newer libtorch with `npx videomae setup`)";

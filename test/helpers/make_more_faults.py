@@ -12,6 +12,7 @@ files of make_fault_model.py), so it loads and warms up on zeros unless said oth
   notjson.pt    videomae.json is not JSON                          -> load fails
   statedict.pt  torch.save() of a state dict: a zip, not TorchScript -> load fails
   pickled.pt    statedict.pt with a videomae.json added to the zip -> load fails
+  newer.pt      pickled.pt claiming torchVersion 99.1.0 -> load fails with the newer-torch hint
 
 Usage: /usr/bin/python3 test/helpers/make_more_faults.py --out DIR
 """
@@ -105,6 +106,11 @@ def main():
     with zipfile.ZipFile(os.path.join(out, "pickled.pt"), "a") as z:
         prefix = z.namelist()[0].split("/")[0]
         z.writestr(prefix + "/extra/videomae.json", json.dumps(metadata()))
+    # The same unloadable file, claiming a torch newer than any libtorch here.
+    shutil.copy(os.path.join(out, "statedict.pt"), os.path.join(out, "newer.pt"))
+    with zipfile.ZipFile(os.path.join(out, "newer.pt"), "a") as z:
+        prefix = z.namelist()[0].split("/")[0]
+        z.writestr(prefix + "/extra/videomae.json", json.dumps({**metadata(), "torchVersion": "99.1.0+cu999"}))
 
 
 if __name__ == "__main__":
