@@ -17,6 +17,8 @@ export interface NativeThreadOptions {
 export interface NativeLoadOptions {
   device: string;
   dtype: NativeModelDtype;
+  /** The load-time graph rewrites (fused attention and linear kernels). Default true. */
+  optimize?: boolean;
 }
 
 export interface NativeModelInfo {
@@ -28,6 +30,10 @@ export interface NativeModelInfo {
   parameterBytes: number;
   device: string;
   dtype: NativeModelDtype;
+  /** Attention calls rewritten to vmae::attention (0: none, or optimize was false). */
+  fusedAttention: number;
+  /** Linear calls rewritten to vmae::linear (0: none, or optimize was false). */
+  fusedLinear: number;
 }
 
 export interface NativePreprocessParams {
@@ -68,6 +74,8 @@ export interface NativeRuntimeInfo {
   cudaAvailable: boolean;
   cudaDeviceCount: number;
   defaultThreads: number;
+  /** The CPU kernel variant in use: 'avx512', 'avx2' or 'generic'. */
+  cpuKernels: string;
 }
 
 /** Sync. What the addon was built against and what it sees now. */

@@ -29,6 +29,19 @@ export interface LoadOptions {
   maxQueue?: number;
   /** Reject inputs that hold NaN or ±Infinity with VMAE_INVALID_INPUT. Default true. */
   rejectNonFinite?: boolean;
+  /**
+   * Rewrite the graph at load for speed: fused attention, and on the CPU in float32 packed linear
+   * kernels (docs/PERFORMANCE.md). false runs the exported graph as plain libtorch would. Default true.
+   */
+  optimize?: boolean;
+}
+
+/** What the load-time rewrites did (all 0 with `optimize: false`). */
+export interface Optimizations {
+  /** Attention blocks now run as one fused kernel. */
+  fusedAttention: number;
+  /** Linear layers now run as packed kernels with their bias, GELU or residual add fused. */
+  fusedLinear: number;
 }
 
 export interface ClassifyOptions extends RequestOptions {
@@ -56,6 +69,8 @@ function resolveLoadOptions(o: LoadOptions): Required<LoadOptions> {
   if (!BATCH_SIZES.includes(maxBatchSize)) throw expected('1, 2, 4 or 8', 'maxBatchSize', maxBatchSize);
   const rejectNonFinite = o.rejectNonFinite ?? true;
   if (typeof rejectNonFinite !== 'boolean') throw expected('a boolean', 'rejectNonFinite', rejectNonFinite);
+  const optimize = o.optimize ?? true;
+  if (typeof optimize !== 'boolean') throw expected('a boolean', 'optimize', optimize);
   return {
     device,
     dtype,
@@ -64,6 +79,7 @@ function resolveLoadOptions(o: LoadOptions): Required<LoadOptions> {
     maxBatchDelayMs: int(o.maxBatchDelayMs, 'maxBatchDelayMs', 0, 1000, 2),
     maxQueue: int(o.maxQueue, 'maxQueue', 1, 1_000_000, 64),
     rejectNonFinite,
+    optimize,
   };
 }
 
@@ -78,6 +94,8 @@ export class VideoClassifier {
   readonly dtype: ModelDtype;
   /** The model file. */
   readonly path: string;
+  /** What the load-time graph rewrites did (LoadOptions.optimize). */
+  readonly optimizations: Readonly<Optimizations>;
 
   /** @internal */
   protected readonly requests: RequestTracker;
@@ -87,13 +105,17 @@ export class VideoClassifier {
   /** @internal Use VideoClassifier.load(). */
   protected constructor(
     protected readonly nativeClassifier: NativeClassifier,
-    init: { config: ModelConfig; model: ModelDescription; device: string; dtype: ModelDtype; path: string; options: Required<LoadOptions> },
+    init: {
+      config: ModelConfig; model: ModelDescription; device: string; dtype: ModelDtype; path: string;
+      optimizations: Optimizations; options: Required<LoadOptions>;
+    },
   ) {
     this.config = init.config;
     this.model = init.model;
     this.device = init.device;
     this.dtype = init.dtype;
     this.path = init.path;
+    this.optimizations = Object.freeze({ ...init.optimizations });
     this.rejectNonFinite = init.options.rejectNonFinite;
     this.requests = new RequestTracker(nativeClassifier, init.options.maxQueue);
   }
@@ -231,7 +253,7 @@ export async function loadInto<T extends VideoClassifier>(
   const binding = native();
   const nc = new binding.NativeClassifier({ threads: o.threads, maxBatchSize: o.maxBatchSize, maxBatchDelayMs: o.maxBatchDelayMs });
   try {
-    const info = await nativeCall(() => nc.load(requestId(), path, { device: o.device, dtype: o.dtype }));
+    const info = await nativeCall(() => nc.load(requestId(), path, { device: o.device, dtype: o.dtype, optimize: o.optimize }));
     const { config, description } = parseMetadata(info.metadata, path);
     const buckets = BATCH_SIZES.filter((b) => b <= o.maxBatchSize);
     for (const b of buckets) {
@@ -249,7 +271,8 @@ export async function loadInto<T extends VideoClassifier>(
       }
     }
     const Ctor = cls as unknown as new (nc: NativeClassifier, init: object) => T;
-    return new Ctor(nc, { config, model: description, device: info.device, dtype: info.dtype, path, options: o });
+    const optimizations = { fusedAttention: info.fusedAttention, fusedLinear: info.fusedLinear };
+    return new Ctor(nc, { config, model: description, device: info.device, dtype: info.dtype, path, optimizations, options: o });
   } catch (err) {
     await nc.dispose().catch(() => undefined);
     throw err;

@@ -1,5 +1,5 @@
 export { VideoClassifier } from './classifier';
-export type { LoadOptions, ClassifyOptions, ModelDtype } from './classifier';
+export type { LoadOptions, ClassifyOptions, ModelDtype, Optimizations } from './classifier';
 export type { Classification, Prediction } from './classification';
 export { VideoMAEError } from './errors';
 export type { ErrorCode } from './errors';

@@ -121,6 +121,7 @@ test('VMAE_DEVICE_UNAVAILABLE for CUDA on a CPU libtorch; VMAE_INVALID_INPUT for
   await rejectsWith(VideoClassifier.load(model, { dtype: 'int8' }), 'VMAE_INVALID_INPUT', /dtype/);
   await rejectsWith(VideoClassifier.load(model, { threads: 0 }), 'VMAE_INVALID_INPUT', /threads/);
   await rejectsWith(VideoClassifier.load(model, { maxBatchSize: 3 }), 'VMAE_INVALID_INPUT', /maxBatchSize/);
+  await rejectsWith(VideoClassifier.load(model, { optimize: 'no' }), 'VMAE_INVALID_INPUT', /Expected a boolean for optimize but received 'no'/);
 });
 
 test('VMAE_RUNTIME from an exception inside the model, and the classifier stays usable', async () => {

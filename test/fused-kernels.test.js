@@ -23,12 +23,9 @@ const VARIANTS = [
     '--no-qkv-bias', '--no-mean-pooling', '--labels', '9']],
 ];
 
-const SWITCHES = ['VIDEOMAE_DISABLE_FUSED_ATTENTION', 'VIDEOMAE_DISABLE_FUSED_LINEAR'];
-
-/** Loads `model` with both rewrites on (the default) or off (the environment switches, read at load). */
+/** Loads `model` with both rewrites on (the default) or off (LoadOptions.optimize: false). */
 function load(model, fused) {
-  const env = Object.fromEntries(SWITCHES.map((k) => [k, fused ? undefined : '1']));
-  return withEnv(env, () => VideoClassifier.load(model, { threads: 2 }));
+  return VideoClassifier.load(model, { threads: 2, optimize: fused });
 }
 
 async function logitsOf(clf, input, shape) {
@@ -98,6 +95,11 @@ test('the rewrites: one attention and four linears per layer (plus the head); ea
     }
   });
   assert.deepEqual(await loadInfo({}), [3, 13]);
+  for (const [options, expected] of [[{}, [3, 13]], [{ optimize: false }, [0, 0]]]) {
+    const clf = await VideoClassifier.load(model, { threads: 1, ...options });
+    assert.deepEqual(clf.optimizations, { fusedAttention: expected[0], fusedLinear: expected[1] });
+    await clf.dispose();
+  }
   assert.deepEqual(await loadInfo({ optimize: false }), [0, 0]);
   assert.deepEqual(await loadInfo({}, { VIDEOMAE_DISABLE_FUSED_ATTENTION: '1' }), [0, 13]);
   assert.deepEqual(await loadInfo({}, { VIDEOMAE_DISABLE_FUSED_LINEAR: '1' }), [3, 0]);
