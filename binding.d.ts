@@ -12,6 +12,8 @@ export interface NativeThreadOptions {
   maxBatchSize?: number;
   /** How long the thread waits for more clips to fill a batch. */
   maxBatchDelayMs?: number;
+  /** forward() rejects pixel values holding NaN or ±Infinity (scanned on the inference thread). Default false. */
+  rejectNonFinite?: boolean;
 }
 
 export interface NativeLoadOptions {

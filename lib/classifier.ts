@@ -7,7 +7,7 @@ import { parseMetadata, type ModelConfig, type ModelDescription } from './metada
 import { requireDefaultModel } from './default-model';
 import { native } from './native';
 import { RequestTracker, requestId, type RequestOptions } from './requests';
-import { allFinite, Tensor } from './tensor';
+import { Tensor } from './tensor';
 import { classifyRaw, preprocessRaw, type ModelOps, type PreprocessOptions, type RawVideo } from './frames';
 import { classifyVideoWith, type ClassifyVideoOptions, type VideoClassification } from './video';
 import type { VideoInput } from './video-input';
@@ -99,7 +99,6 @@ export class VideoClassifier {
 
   /** @internal */
   protected readonly requests: RequestTracker;
-  private readonly rejectNonFinite: boolean;
   private disposing: Promise<void> | undefined;
 
   /** @internal Use VideoClassifier.load(). */
@@ -116,7 +115,6 @@ export class VideoClassifier {
     this.dtype = init.dtype;
     this.path = init.path;
     this.optimizations = Object.freeze({ ...init.optimizations });
-    this.rejectNonFinite = init.options.rejectNonFinite;
     this.requests = new RequestTracker(nativeClassifier, init.options.maxQueue);
   }
 
@@ -133,7 +131,7 @@ export class VideoClassifier {
 
   /** Classifies one clip of pixel_values, [T,C,H,W] or [1,T,C,H,W], already preprocessed. */
   async classify(input: Tensor, options: ClassifyOptions = {}): Promise<Classification> {
-    this.requests.admit(); // shed load before the O(n) input checks
+    this.requests.admit(); // shed load before validating and copying the input
     const topK = this.topK(options);
     const shape = this.checkPixelValues(input, false);
     const logits = await this.requests.run(options, (id) =>
@@ -143,7 +141,7 @@ export class VideoClassifier {
 
   /** Classifies a batch of clips, [B,T,C,H,W]; one Classification per clip, in order. */
   async classifyBatch(input: Tensor, options: ClassifyOptions = {}): Promise<Classification[]> {
-    this.requests.admit(); // shed load before the O(n) input checks
+    this.requests.admit(); // shed load before validating and copying the input
     const topK = this.topK(options);
     const shape = this.checkPixelValues(input, true);
     const logits = await this.requests.run(options, (id) =>
@@ -233,9 +231,6 @@ export class VideoClassifier {
     if (ft !== t) throw invalid(`Expected ${t} frames (the model's numFrames) but received ${ft}; shape ${want}`);
     if (fc !== c) throw invalid(`Expected ${c} channels but received ${fc}; shape ${want}`);
     if (fh !== s || fw !== s) throw invalid(`Expected ${s}x${s} images (the model's imageSize) but received ${fh}x${fw}; shape ${want}`);
-    if (this.rejectNonFinite && !allFinite(input)) {
-      throw invalid('pixel_values contain NaN or Infinity (pass rejectNonFinite: false to allow them)');
-    }
     return shape;
   }
 }
@@ -251,7 +246,9 @@ export async function loadInto<T extends VideoClassifier>(
   if (path.includes('\0')) throw expected('a path without NUL bytes', 'path', path);
   const o = resolveLoadOptions(options);
   const binding = native();
-  const nc = new binding.NativeClassifier({ threads: o.threads, maxBatchSize: o.maxBatchSize, maxBatchDelayMs: o.maxBatchDelayMs });
+  const nc = new binding.NativeClassifier({
+    threads: o.threads, maxBatchSize: o.maxBatchSize, maxBatchDelayMs: o.maxBatchDelayMs, rejectNonFinite: o.rejectNonFinite,
+  });
   try {
     const info = await nativeCall(() => nc.load(requestId(), path, { device: o.device, dtype: o.dtype, optimize: o.optimize }));
     const { config, description } = parseMetadata(info.metadata, path);

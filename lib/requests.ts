@@ -42,7 +42,7 @@ export class RequestTracker {
 
   /**
    * Throws VMAE_BUSY when maxQueue requests are pending. Cheap: callers shed load with it before
-   * validating their input (the non-finite scan reads every element).
+   * validating their input and copying it (O(n) on the JS thread).
    */
   admit(): void {
     if (this.pending >= this.maxQueue) {

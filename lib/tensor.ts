@@ -74,31 +74,3 @@ export class Tensor {
   }
 }
 
-/** True when every element is finite. float16/bfloat16 are checked by their exponent bits. */
-export function allFinite(t: Tensor): boolean {
-  const d = t.data;
-  let buffer = d instanceof ArrayBuffer ? d : (d.buffer as ArrayBuffer);
-  let offset = d instanceof ArrayBuffer ? 0 : d.byteOffset;
-  if (offset % ITEM_SIZE[t.dtype] !== 0) {
-    // A DataView at an odd offset: typed views need alignment, so check an aligned copy.
-    buffer = new Uint8Array(buffer, offset, t.size * ITEM_SIZE[t.dtype]).slice().buffer;
-    offset = 0;
-  }
-  switch (t.dtype) {
-    case 'uint8':
-      return true;
-    case 'float32':
-    case 'float64': {
-      const a = t.dtype === 'float32' ? new Float32Array(buffer, offset, t.size) : new Float64Array(buffer, offset, t.size);
-      for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return false;
-      return true;
-    }
-    case 'float16':
-    case 'bfloat16': {
-      const a = new Uint16Array(buffer, offset, t.size);
-      const mask = t.dtype === 'float16' ? 0x7c00 : 0x7f80;
-      for (let i = 0; i < a.length; i++) if ((a[i] & mask) === mask) return false;
-      return true;
-    }
-  }
-}

@@ -104,3 +104,25 @@ test('maxBatchSize 4: float64 and float32 requests in one batch', async () => {
     await clf.dispose();
   }
 });
+
+test('maxBatchSize 4: a clip holding NaN or Infinity is refused alone; the clips batched with it are right', async () => {
+  const clf = await VideoClassifier.load(model, { threads: 2, maxBatchSize: 4, maxBatchDelayMs: 200 });
+  try {
+    const bad = (value, at) => {
+      const x = Float32Array.from(clips[2]);
+      x[at] = value;
+      return clf.classify(Tensor.fromBuffer(x, shape), { topK: 1 }).then(() => 'ok', (e) => e.code);
+    };
+    const good = (i) => clf.classify(Tensor.fromBuffer(clips[i], shape), { topK: 1 }).then((r) => r.logits);
+    const [a, nan, b, inf] = await Promise.all([good(0), bad(NaN, 0), good(5), bad(-Infinity, clips[2].length - 1)]);
+    assert.equal(nan, 'VMAE_INVALID_INPUT');
+    assert.equal(inf, 'VMAE_INVALID_INPUT');
+    assertMatches([a, b], [0, 5], 'the finite clips of a batch with two non-finite ones');
+    // The largest finite float32, -0 and subnormals are finite: accepted.
+    const edge = Float32Array.from(clips[3]);
+    edge.set([3.4028234663852886e38, -0, 1e-45, -1.17e-38], 10);
+    assert.equal((await clf.classify(Tensor.fromBuffer(edge, shape))).logits.length, 7);
+  } finally {
+    await clf.dispose();
+  }
+});

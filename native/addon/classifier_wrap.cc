@@ -58,8 +58,18 @@ struct TensorRequest : JsRequest {
 struct ForwardRequest : TensorRequest {
   using TensorRequest::TensorRequest;
   torch::Tensor input;  // [B,T,C,H,W], owned copy
+  bool reject_non_finite = false;
   bool Batchable() const override { return input.size(0) == 1; }
-  void Execute(WorkerState& state) override { output = Loaded(state).Forward(input); }
+  // Worker thread: the scan reads every element, so it stays off the JS thread.
+  void CheckInput() const {
+    if (reject_non_finite && !AllFinite(input)) {
+      throw CoreError(codes::kInvalidInput, "pixel_values contain NaN or Infinity (pass rejectNonFinite: false to allow them)");
+    }
+  }
+  void Execute(WorkerState& state) override {
+    CheckInput();
+    output = Loaded(state).Forward(input);
+  }
 };
 
 struct FramesRequest : TensorRequest {
@@ -98,8 +108,20 @@ int64_t Bucket(int64_t n, int64_t max) {
 }
 
 // Runs several single-clip ForwardRequests as one forward, padding to a bucket.
-void RunForwardBatch(WorkerState& state, std::vector<Request*>& batch, int64_t max_batch) {
+void RunForwardBatch(WorkerState& state, std::vector<Request*>& all, int64_t max_batch) {
   auto& classifier = Loaded(state);
+  // A clip refused by its own input check fails alone, before the others are batched.
+  std::vector<Request*> batch;
+  for (auto* r : all) {
+    try {
+      static_cast<ForwardRequest*>(r)->CheckInput();
+      batch.push_back(r);
+    } catch (const CoreError& e) {
+      r->error_code = e.code();
+      r->error_message = e.what();
+    }
+  }
+  if (batch.empty()) return;
   std::vector<torch::Tensor> inputs;
   for (auto* r : batch) inputs.push_back(static_cast<ForwardRequest*>(r)->input.to(torch::kFloat32));
   const bool same_shape = std::all_of(inputs.begin(), inputs.end(),
@@ -181,6 +203,10 @@ ClassifierWrap::ClassifierWrap(const Napi::CallbackInfo& info)
       }
       if (!o.Get("maxBatchDelayMs").IsUndefined()) {
         options.max_batch_delay_ms = static_cast<double>(ToInt(o.Get("maxBatchDelayMs"), "maxBatchDelayMs", 0, 10000));
+      }
+      if (!o.Get("rejectNonFinite").IsUndefined()) {
+        if (!o.Get("rejectNonFinite").IsBoolean()) throw CoreError(codes::kInvalidInput, "Expected a boolean for rejectNonFinite");
+        reject_non_finite_ = o.Get("rejectNonFinite").As<Napi::Boolean>().Value();
       }
     }
   } catch (const CoreError& e) {
@@ -349,6 +375,7 @@ Napi::Value ClassifierWrap::Forward(const Napi::CallbackInfo& info) {
     if (shape.size() != 5) throw CoreError(codes::kInvalidInput, "Expected pixel_values of rank 5 [B,T,C,H,W]");
     if (dtype == torch::kUInt8) throw CoreError(codes::kInvalidInput, "Expected floating pixel_values, not uint8");
     r->input = CopyToTensor(info[1], dtype, shape);
+    r->reject_non_finite = reject_non_finite_;
     return Submit(std::move(r));
   });
 }

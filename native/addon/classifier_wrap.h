@@ -22,7 +22,7 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
  public:
   static Napi::Function Define(Napi::Env env);
 
-  // new NativeClassifier({ threads, maxBatchSize, maxBatchDelayMs }). Starts the thread.
+  // new NativeClassifier({ threads, maxBatchSize, maxBatchDelayMs, rejectNonFinite }). Starts the thread.
   explicit ClassifierWrap(const Napi::CallbackInfo& info);
   ~ClassifierWrap() override;
   void Finalize(Napi::Env env) override;
@@ -64,6 +64,7 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
   bool disposed_ = false;
   bool shut_down_ = false;
   bool hook_added_ = false;
+  bool reject_non_finite_ = false;  // forward() refuses NaN/Infinity, checked on the worker thread
   int64_t external_bytes_ = 0;
   napi_env env_ = nullptr;
 };

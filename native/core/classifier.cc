@@ -2,6 +2,8 @@
 
 #include <torch/version.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <utility>
 
@@ -35,7 +37,39 @@ bool IsNewerTorch(const std::string& version) {
   throw CoreError(codes::kModelLoadFailed, msg);
 }
 
+// Whether any of `n` values has all exponent bits set (NaN or +-Infinity), for an unsigned
+// integer view of a float type whose exponent bits are `mask`. Blocks without early exit inside
+// let the compiler vectorize the loop.
+template <typename Bits>
+bool AnySpecial(const Bits* p, int64_t n, Bits mask) {
+  constexpr int64_t kBlock = 4096;
+  for (int64_t start = 0; start < n; start += kBlock) {
+    const int64_t end = std::min(n, start + kBlock);
+    bool special = false;
+    for (int64_t i = start; i < end; ++i) special |= (p[i] & mask) == mask;
+    if (special) return true;
+  }
+  return false;
+}
+
 }  // namespace
+
+bool AllFinite(const torch::Tensor& t) {
+  const auto x = t.contiguous();
+  const int64_t n = x.numel();
+  switch (x.scalar_type()) {
+    case torch::kFloat:
+      return !AnySpecial(static_cast<const uint32_t*>(x.data_ptr()), n, uint32_t{0x7f800000});
+    case torch::kDouble:
+      return !AnySpecial(static_cast<const uint64_t*>(x.data_ptr()), n, uint64_t{0x7ff0000000000000});
+    case torch::kHalf:
+      return !AnySpecial(static_cast<const uint16_t*>(x.data_ptr()), n, uint16_t{0x7c00});
+    case torch::kBFloat16:
+      return !AnySpecial(static_cast<const uint16_t*>(x.data_ptr()), n, uint16_t{0x7f80});
+    default:
+      return true;  // integer tensors hold no NaN or Infinity
+  }
+}
 
 std::unique_ptr<Classifier> Classifier::Load(const LoadOptions& options) {
   const torch::Device device = ParseDevice(options.device);

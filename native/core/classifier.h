@@ -33,6 +33,10 @@ struct ModelInfo {
   int fused_linear = 0;         // linear calls rewritten to vmae::linear (0: none)
 };
 
+// Sync. True when no element of `x`, a floating tensor on the CPU, is NaN or +-Infinity: one pass
+// over the exponent bits.
+bool AllFinite(const torch::Tensor& x);
+
 class Classifier {
  public:
   // Sync, slow (reads and casts the weights). Loads a file made by export_videomae.py, moves it to
