@@ -14,7 +14,7 @@ const path = require('node:path');
 const { after, before, test } = require('node:test');
 
 const { VideoClassifier, Tensor } = require('..');
-const { tinyModel, randomFloats, referenceLogits, maxAbsDiff } = require('./helpers/fixtures');
+const { tinyModel, makeModel, randomFloats, referenceLogits, maxAbsDiff } = require('./helpers/fixtures');
 const { KNOWN_CODES, rng, hostileValues, detached, outcome, show } = require('./helpers/fuzz');
 
 const SEED = Number(process.env.VMAE_FUZZ_SEED ?? 0x5eed);
@@ -478,4 +478,38 @@ test('a view over a SharedArrayBuffer is classified like any other', async () =>
   assert.ok(maxAbsDiff(r.logits, known[1].logits) < 1e-6);
   const dv = new DataView(shared.buffer);
   assert.ok(maxAbsDiff((await strict.classify(Tensor.fromBuffer(dv, CLIP))).logits, known[1].logits) < 1e-6);
+});
+
+test('inputs over 1 MB go through reused staging buffers: each result is its own clip\'s, under reuse, overwrite and dispose', async () => {
+  // Inputs of at least StagingPool::kMinPooledBytes (native/core/staging_pool.h) are copied into
+  // buffers that finished requests hand back. The expected logits come from the float64 reference.
+  const { checkpoint, model } = makeModel(['--seed', '8', '--weight-std', '0.2', '--preprocessor', '--frames', '4',
+    '--image-size', '160', '--hidden', '32', '--heads', '2', '--layers', '1', '--intermediate', '32', '--labels', '5']);
+  const shape = [4, 3, 160, 160];
+  const n = shape.reduce((a, b) => a * b, 1); // 1.2 MB as float32
+  const clips = [0, 1, 2].map((i) => randomFloats(n, 40 + i));
+  const ref = clips.map((c) => referenceLogits(checkpoint, c, [1, ...shape]));
+  for (let i = 1; i < 3; i++) assert.ok(maxAbsDiff(ref[i], ref[0]) > 1e-2, 'the clips are told apart');
+  const clf = await VideoClassifier.load(model, { threads: 2 });
+  const order = [0, 1, 2, 2, 1, 0, 1, 2];
+  for (let round = 0; round < 5; round++) {
+    const scratch = order.map((i) => Float32Array.from(clips[i]));
+    const pending = order.map((i, j) => clf.classify(Tensor.fromBuffer(scratch[j], shape), { topK: 1 }));
+    for (const s of scratch) s.fill(NaN); // overwritten after submit: the snapshot is what counts
+    const results = await Promise.all(pending);
+    results.forEach((r, j) => {
+      const d = maxAbsDiff(r.logits, ref[order[j]]);
+      assert.ok(d < 1e-4, `round ${round}, request ${j} (clip ${order[j]}): ${d} from its reference`);
+    });
+  }
+  // float64 (2.5 MB, another buffer size), then dispose with requests in flight.
+  const inflight = Array.from({ length: 6 }, (_, j) =>
+    clf.classify(Tensor.fromBuffer(Float64Array.from(clips[j % 3]), shape)).then((r) => r.logits, (e) => e.code));
+  await clf.dispose();
+  const outcomes = await Promise.all(inflight);
+  outcomes.forEach((o, j) => {
+    if (typeof o === 'string') assert.equal(o, 'VMAE_DISPOSED');
+    else assert.ok(maxAbsDiff(o, ref[j % 3]) < 1e-4, `float64 request ${j}`);
+  });
+  assert.ok(outcomes.some((o) => typeof o !== 'string'), 'the running request finished');
 });

@@ -374,7 +374,7 @@ Napi::Value ClassifierWrap::Forward(const Napi::CallbackInfo& info) {
     const auto shape = ToShape(info[3], "pixel_values");
     if (shape.size() != 5) throw CoreError(codes::kInvalidInput, "Expected pixel_values of rank 5 [B,T,C,H,W]");
     if (dtype == torch::kUInt8) throw CoreError(codes::kInvalidInput, "Expected floating pixel_values, not uint8");
-    r->input = CopyToTensor(info[1], dtype, shape);
+    r->input = CopyToTensor(info[1], dtype, shape, *staging_);
     r->reject_non_finite = reject_non_finite_;
     return Submit(std::move(r));
   });
@@ -389,7 +389,7 @@ Napi::Value ClassifierWrap::ForwardFrames(const Napi::CallbackInfo& info) {
     r->params = ToPreprocessParams(info[3]);
     r->num_frames = ToInt(info[4], "numFrames", 1, 4096);
     r->crops = ToInt(info[5], "crops", 1, 16);
-    r->frames = CopyToTensor(info[1], torch::kUInt8, shape);
+    r->frames = CopyToTensor(info[1], torch::kUInt8, shape, *staging_);
     return Submit(std::move(r));
   });
 }
@@ -402,7 +402,7 @@ Napi::Value ClassifierWrap::Preprocess(const Napi::CallbackInfo& info) {
     if (shape.size() != 4 || shape[3] != 3) throw CoreError(codes::kInvalidInput, "Expected frames of shape [N,H,W,3]");
     r->params = ToPreprocessParams(info[3]);
     r->crops = ToInt(info[4], "crops", 1, 16);
-    r->frames = CopyToTensor(info[1], torch::kUInt8, shape);
+    r->frames = CopyToTensor(info[1], torch::kUInt8, shape, *staging_);
     return Submit(std::move(r));
   });
 }
@@ -428,6 +428,7 @@ Napi::Value ClassifierWrap::Dispose(const Napi::CallbackInfo& info) {
     r->deferred.Resolve(env.Undefined());
     return r->deferred.Promise();
   }
+  staging_->Drain();
   // Reject what has not started; the running request finishes first, then the model is freed.
   for (auto& queued : thread_->TakeQueued()) {
     auto* js = static_cast<JsRequest*>(queued.get());

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "addon/inference_thread.h"
+#include "core/staging_pool.h"
 
 namespace vmae {
 
@@ -59,6 +60,9 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
   void Shutdown();
 
   std::unique_ptr<InferenceThread> thread_;
+  // Input buffers, reused across requests (core/staging_pool.h): up to 96 MB idle, ten 16x224x224
+  // float32 clips; none after dispose().
+  std::shared_ptr<StagingPool> staging_ = StagingPool::Create(96 << 20);
   Tsfn tsfn_;
   int pending_ = 0;
   bool disposed_ = false;

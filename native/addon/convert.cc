@@ -76,7 +76,7 @@ std::vector<int64_t> ToShape(const Napi::Value& value, const char* what) {
 }
 
 torch::Tensor CopyToTensor(const Napi::Value& value, torch::ScalarType dtype,
-                           const std::vector<int64_t>& shape) {
+                           const std::vector<int64_t>& shape, StagingPool& pool) {
   const void* data = nullptr;
   size_t bytes = 0;
   // The views' data pointers come from the napi_get_*_info calls, which (unlike Napi::ArrayBuffer)
@@ -122,7 +122,7 @@ torch::Tensor CopyToTensor(const Napi::Value& value, torch::ScalarType dtype,
                                               " but received " + std::to_string(bytes) + " bytes");
   }
   return TranslateErrors("copying the input", codes::kRuntime, [&] {
-    auto tensor = torch::empty(shape, torch::TensorOptions().dtype(dtype));
+    auto tensor = pool.Empty(shape, dtype);
     if (bytes > 0) std::memcpy(tensor.data_ptr(), data, bytes);
     return tensor;
   });

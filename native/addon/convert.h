@@ -9,17 +9,18 @@
 #include <vector>
 
 #include "core/preprocess.h"
+#include "core/staging_pool.h"
 
 namespace vmae {
 
 // Sync. An array of positive integers, the product of which fits comfortably in memory.
 std::vector<int64_t> ToShape(const Napi::Value& value, const char* what);
 
-// Sync. Copies a TypedArray / DataView / ArrayBuffer into a new CPU tensor of `dtype` and
-// `shape`. The copy is taken now, so the caller may reuse, transfer or detach the buffer
+// Sync. Copies a TypedArray / DataView / ArrayBuffer into a CPU tensor of `dtype` and `shape`
+// from `pool`. The copy is taken now, so the caller may reuse, transfer or detach the buffer
 // as soon as this returns.
 torch::Tensor CopyToTensor(const Napi::Value& value, torch::ScalarType dtype,
-                           const std::vector<int64_t>& shape);
+                           const std::vector<int64_t>& shape, StagingPool& pool);
 
 // Sync. { shortestEdge, cropSize, rescaleFactor, mean: [3], std: [3] }.
 PreprocessParams ToPreprocessParams(const Napi::Value& value);
