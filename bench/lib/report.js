@@ -23,7 +23,7 @@ function markdown(r, svgName) {
     'Columns: *load* = model load (for the addon it includes the warm-up forward of each batch bucket); ' +
       '*first call* = the first forward after load (cold); *c1* = sequential single-clip requests after one more ' +
       'untimed warm-up; *CPU ms/clip* = process CPU time (all threads) per clip during c1, less sensitive to other load on a shared machine than wall time; *c8* = 8 clients each sending single-clip requests back to back; *EL lag* = ' +
-      'perf_hooks.monitorEventLoopDelay p99 / max during c8 (Node runtimes only); *RSS* = peak RSS of that ' +
+      'how late the ticks of a 5 ms interval came during c8, p99 / max, counting a loop blocked until the end (Node runtimes only; onnxruntime-node runs on the JS thread); *RSS* = peak RSS of that ' +
       "runtime's own child process; *Δ vs python* = max |logit difference| to Python torch.jit on the same clip.",
     '',
   ];
