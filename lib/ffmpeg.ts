@@ -84,8 +84,8 @@ interface Running {
 
 const STDERR_KEEP = 16 * 1024;
 
-function start(bin: string, args: string[]): Running {
-  const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
+function start(bin: string, args: string[], extraPipe = false): Running {
+  const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe', ...(extraPipe ? ['pipe' as const] : [])], windowsHide: true });
   let err = '';
   proc.stderr!.setEncoding('utf8');
   proc.stderr!.on('data', (s: string) => {
@@ -246,10 +246,13 @@ export function parseProbe(json: string, name: string): VideoProbe {
 
 export interface DecodeOptions {
   /** The output frame size (VideoProbe.width/height). */
-  width: number;
   height: number;
-  /** Whether frame `index` (0-based, in decode order) is wanted; unwanted frames are skipped uncopied. */
-  keep(index: number): boolean;
+  width: number;
+  /**
+   * The frames wanted (0-based, in decode order), ascending and distinct. ffmpeg's `select`
+   * filter drops the others before they are converted to rgb24 and piped.
+   */
+  wanted: readonly number[];
   /**
    * Receives each wanted frame, rgb24 [height,width,3]. `frame` is reused for the next one: copy
    * what you keep. Decoding pauses while a returned promise is pending; a throw stops it.
@@ -260,11 +263,30 @@ export interface DecodeOptions {
   signal: AbortSignal;
 }
 
+/** Bytes per frame of the counting output: every decoded frame scaled to 2x2 gray. */
+const COUNT_FRAME_BYTES = 4;
+
+/** An ffmpeg `select` expression true for exactly the frames in `wanted` (ascending, distinct). */
+export function selectExpression(wanted: readonly number[]): string {
+  if (wanted.length === 0) return '0';
+  const terms: string[] = [];
+  for (let i = 0; i < wanted.length;) {
+    let j = i;
+    while (j + 1 < wanted.length && wanted[j + 1] === wanted[j] + 1) j++;
+    // Commas inside a filter's arguments are escaped for the filtergraph parser.
+    terms.push(i === j ? `eq(n\\,${wanted[i]})` : `between(n\\,${wanted[i]}\\,${wanted[j]})`);
+    i = j + 1;
+  }
+  return terms.join('+');
+}
+
 /**
- * Async. Decodes the first video stream of a local file (absolute path) to rgb24 and streams its
- * frames to `onFrame`; resolves with the number of frames decoded. Rejects with VMAE_DECODE_FAILED
- * (with ffmpeg's message), VMAE_INVALID_INPUT (maxFrames), signal.reason on abort, or whatever
- * onFrame throws.
+ * Async. Decodes the first video stream of a local file (absolute path) and streams the wanted
+ * frames, rgb24, to `onFrame`; resolves with the number of frames decoded. ffmpeg splits the
+ * decoded stream: one branch keeps the wanted frames (`select`) for stdout, the other turns every
+ * frame into 4 bytes on fd 3, which is how the frames are counted without piping them all.
+ * Rejects with VMAE_DECODE_FAILED (with ffmpeg's message), VMAE_INVALID_INPUT (maxFrames),
+ * signal.reason on abort, or whatever onFrame throws.
  */
 export async function decodeFrames(file: string, name: string, o: DecodeOptions): Promise<number> {
   const { ffmpeg } = binaries();
@@ -274,47 +296,65 @@ export async function decodeFrames(file: string, name: string, o: DecodeOptions)
   const frameBytes = o.width * o.height * 3;
   const run = start(ffmpeg.path, [
     '-nostdin', '-hide_banner', '-loglevel', 'error', ...INPUT_ARGS,
-    '-i', fileArg(file), '-map', '0:V:0', ...passthrough,
+    '-i', fileArg(file),
+    '-filter_complex', `[0:V:0]split=2[all][count];[all]select=${selectExpression(o.wanted)}[kept];` +
+      '[count]scale=2:2:flags=neighbor,format=gray[counted]',
     // The probed (post-rotation) size; this also keeps frames one size if the stream changes size.
-    '-s', `${o.width}x${o.height}`,
-    '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1',
-  ]);
+    '-map', '[kept]', ...passthrough, '-s', `${o.width}x${o.height}`, '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1',
+    '-map', '[counted]', ...passthrough, '-f', 'rawvideo', 'pipe:3',
+  ], true);
   const remove = killOnAbort(run, o.signal);
+  let counted = 0;
+  let tooMany = false;
+  const counter = run.proc.stdio[3] as NodeJS.ReadableStream;
+  counter.on('error', () => undefined); // the process's own exit status reports what went wrong
+  counter.on('data', (chunk: Buffer) => {
+    counted += chunk.length;
+    if (!tooMany && counted > o.maxFrames * COUNT_FRAME_BYTES) {
+      tooMany = true;
+      void run.kill();
+    }
+  });
   const frame = Buffer.allocUnsafe(frameBytes);
-  let index = 0;
+  let delivered = 0;
   let filled = 0;
-  let keeping = o.keep(0);
   try {
     for await (const chunk of run.proc.stdout! as AsyncIterable<Buffer>) {
       let offset = 0;
       while (offset < chunk.length) {
+        if (delivered === o.wanted.length) throw decodeFailed(`ffmpeg returned more frames than were selected from ${name}`);
         const n = Math.min(frameBytes - filled, chunk.length - offset);
-        if (keeping) chunk.copy(frame, filled, offset, offset + n);
+        chunk.copy(frame, filled, offset, offset + n);
         filled += n;
         offset += n;
         if (filled < frameBytes) continue;
-        if (keeping) await o.onFrame(index, frame);
-        index++;
+        await o.onFrame(o.wanted[delivered], frame);
+        delivered++;
         filled = 0;
-        if (index > o.maxFrames) {
-          throw new VideoMAEError('VMAE_INVALID_INPUT',
-            `Expected a video of at most ${o.maxFrames} frames (limits.maxFrames) but ${name} decodes to more`);
-        }
-        keeping = o.keep(index);
       }
     }
     const exit = await run.exited;
     if (o.signal.aborted) throw o.signal.reason;
+    if (tooMany) {
+      throw new VideoMAEError('VMAE_INVALID_INPUT',
+        `Expected a video of at most ${o.maxFrames} frames (limits.maxFrames) but ${name} decodes to more`);
+    }
     if (exit.error) throw notStarted('ffmpeg', ffmpeg, exit.error);
     if (exit.code !== 0) {
       throw decodeFailed(`ffmpeg could not decode ${name}: ${stderrTail(run.stderr()) || `exit ${exit.code ?? exit.signal}`}`);
     }
     if (filled !== 0) throw decodeFailed(`ffmpeg returned a partial last frame for ${name} (${filled} of ${frameBytes} bytes)`);
-    if (index === 0) {
+    const total = Math.floor(counted / COUNT_FRAME_BYTES);
+    if (total === 0) {
       const why = stderrTail(run.stderr());
       throw decodeFailed(`ffmpeg decoded no frames from ${name}${why ? `: ${why}` : ''}`);
     }
-    return index;
+    const expected = o.wanted.filter((i) => i < total).length;
+    if (counted % COUNT_FRAME_BYTES !== 0 || delivered !== expected) {
+      throw decodeFailed(`ffmpeg's frame count and selected frames disagree for ${name} ` +
+        `(${counted} count bytes, ${delivered} frames selected, ${expected} expected)`);
+    }
+    return total;
   } finally {
     remove();
     await run.kill();

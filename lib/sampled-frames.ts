@@ -62,7 +62,7 @@ export async function collectSampledFrames<T>(file: string, name: string, o: Col
       height: o.height,
       maxFrames: o.maxFrames,
       signal: o.signal,
-      keep: (i) => want.has(i),
+      wanted: [...want].sort((a, b) => a - b),
       onFrame: async (index, frame) => {
         batch.set(frame, pending.length * frameBytes);
         pending.push(index);

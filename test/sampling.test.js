@@ -120,6 +120,27 @@ test('a 20-frame video, shorter than one clip, is padded with its last sampled f
   await checkDecoded(file, 20, 16, 4, 5);
 });
 
+test('decoding passes on only the selected frames, counts all of them, and enforces maxFrames on that count', async () => {
+  // lib/ffmpeg.ts directly: ffprobe's packet count normally rejects a long video before decoding,
+  // so the decode-time bound is only reached when the count comes out higher than announced.
+  const { decodeFrames } = require('../lib/ffmpeg');
+  const file = indexVideo('select64.mkv', 64);
+  const signal = new AbortController().signal;
+  const seen = [];
+  const options = { width: 32, height: 24, maxFrames: 1000, signal, onFrame: (i, frame) => { seen.push([i, frameIndex(frame, 32, 24)]); } };
+  // Runs of neighbours (between()), single frames (eq()), and one past the end.
+  assert.equal(await decodeFrames(file, 'select64.mkv', { ...options, wanted: [0, 5, 6, 7, 40, 63, 70] }), 64);
+  assert.deepEqual(seen, [[0, 0], [5, 5], [6, 6], [7, 7], [40, 40], [63, 63]]);
+  seen.length = 0;
+  assert.equal(await decodeFrames(file, 'select64.mkv', { ...options, wanted: [] }), 64, 'counting alone');
+  assert.deepEqual(seen, []);
+  await assert.rejects(decodeFrames(file, 'select64.mkv', { ...options, wanted: [0], maxFrames: 10 }), (err) => {
+    assert.equal(err.code, 'VMAE_INVALID_INPUT');
+    assert.match(err.message, /^Expected a video of at most 10 frames \(limits.maxFrames\) but select64.mkv decodes to more$/);
+    return true;
+  });
+});
+
 test('when the decoded count differs from the probed packet count, sampling uses the decoded count', async () => {
   // An mp4 cut by stream copy starts between keyframes: its edit list makes ffmpeg decode and
   // drop the leading packets, so ffprobe counts more packets than frames come out.
