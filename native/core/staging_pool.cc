@@ -33,11 +33,6 @@ torch::Tensor StagingPool::Empty(c10::IntArrayRef shape, torch::ScalarType dtype
       data, shape, [self, bytes](void* p) { self->Release(p, bytes); }, options);
 }
 
-size_t StagingPool::idle_bytes() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return idle_bytes_;
-}
-
 void StagingPool::Drain() {
   std::multimap<size_t, void*> idle;
   {

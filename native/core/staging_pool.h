@@ -31,9 +31,6 @@ class StagingPool : public std::enable_shared_from_this<StagingPool> {
   // failure, like torch::empty.
   torch::Tensor Empty(c10::IntArrayRef shape, torch::ScalarType dtype);
 
-  // Any thread. Bytes held by idle buffers now.
-  size_t idle_bytes();
-
   // Any thread. Frees the idle buffers and keeps none from now on (the classifier is disposed).
   void Drain();
 
