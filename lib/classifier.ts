@@ -8,9 +8,9 @@ import { requireDefaultModel } from './default-model';
 import { native } from './native';
 import { RequestTracker, requestId, type RequestOptions } from './requests';
 import { Tensor } from './tensor';
-import { classifyRaw, preprocessRaw, type ModelOps, type PreprocessOptions, type RawVideo } from './frames';
-import { classifyVideoWith, type ClassifyVideoOptions, type VideoClassification } from './video';
-import type { VideoInput } from './video-input';
+import { classifyRaw, preprocessRaw, type ModelOps, type PreprocessOptions, type RawVideo } from './video/frames';
+import { classifyVideoWith, type ClassifyVideoOptions, type VideoClassification } from './video/clips';
+import type { VideoInput } from './video/video-input';
 
 export type ModelDtype = NativeModelDtype;
 

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import type { NativeRuntimeInfo } from '../binding';
 import { VideoClassifier } from './classifier';
 import { defaultModelPath } from './default-model';
-import { binaries } from './ffmpeg';
+import { binaries } from './video/ffmpeg';
 import { libtorchTag, native, nativeAttempts, nativeInfo } from './native';
 import { findTorchPython, PYTHON_HELP } from './python';
 import { findLibtorch, majorMinor } from './setup/libtorch';

@@ -6,8 +6,8 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { VideoClassifier, type ModelDtype } from '../classifier';
 import { requireDefaultModel } from '../default-model';
 import { expected, VideoMAEError } from '../errors';
-import { resolveSampling } from '../sampling';
-import type { VideoClassification } from '../video';
+import { resolveSampling } from '../video/sampling';
+import type { VideoClassification } from '../video/clips';
 
 interface ClassifyFlags {
   model?: string;

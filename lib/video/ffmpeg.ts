@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 
-import { VideoMAEError } from './errors';
+import { VideoMAEError } from '../errors';
 
 /** What ffprobe says about the first video stream of a file. */
 export interface VideoProbe {

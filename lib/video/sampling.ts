@@ -1,7 +1,7 @@
 // The VideoMAE Kinetics test protocol: which decoded frames make up each clip, and how the scores
 // of the clips x crops views are combined. docs/VIDEO.md describes it in words.
-import { rank, softmax, type Classification } from './classification';
-import { expected } from './errors';
+import { rank, softmax, type Classification } from '../classification';
+import { expected } from '../errors';
 
 export interface SamplingOptions {
   /** Temporal clips spread over the video. Default 1. */

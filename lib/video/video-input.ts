@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
-import { expected, invalid, VideoMAEError } from './errors';
+import { expected, invalid, VideoMAEError } from '../errors';
 
 /** A video file path, its bytes, or a stream of its bytes. */
 export type VideoInput = string | Uint8Array | Readable;

@@ -1,10 +1,10 @@
 // Raw RGB frames in memory (RawVideo): validation, native preprocessing and classification.
-import { classification, type Classification } from './classification';
-import { expected, invalid } from './errors';
-import type { ModelConfig } from './metadata';
-import type { RequestOptions } from './requests';
+import { classification, type Classification } from '../classification';
+import { expected, invalid } from '../errors';
+import type { ModelConfig } from '../metadata';
+import type { RequestOptions } from '../requests';
 import { MAX_CROPS } from './sampling';
-import { Tensor } from './tensor';
+import { Tensor } from '../tensor';
 
 /** Decoded video frames: rgb24, frame-major [frames, height, width, 3], one byte per channel. */
 export interface RawVideo {

@@ -1,12 +1,12 @@
 // Video files in: probe, check limits, decode the sampled frames, preprocess and classify every
 // clip x crop view, and average them (docs/VIDEO.md).
-import type { Classification } from './classification';
-import { deadline, type Deadline } from './deadline';
-import { expected, VideoMAEError } from './errors';
+import type { Classification } from '../classification';
+import { deadline, type Deadline } from '../deadline';
+import { expected, VideoMAEError } from '../errors';
 import { probe, type VideoProbe } from './ffmpeg';
 import { checkRgbModel, type ModelOps, type RawVideo } from './frames';
 import { checkProbe, resolveLimits, type VideoLimits } from './limits';
-import { checkRequestOptions, type RequestOptions } from './requests';
+import { checkRequestOptions, type RequestOptions } from '../requests';
 import { collectSampledFrames, type Collected } from './sampled-frames';
 import { averageViews, resolveSampling, type SamplingOptions } from './sampling';
 import { localVideo, type VideoInput } from './video-input';

@@ -1,6 +1,6 @@
 // Resource limits for decoding untrusted videos, checked against ffprobe's numbers before any
 // frame is decoded (and, for the frame count, again while decoding).
-import { expected, invalid } from './errors';
+import { expected, invalid } from '../errors';
 import type { VideoProbe } from './ffmpeg';
 
 export interface VideoLimits {
