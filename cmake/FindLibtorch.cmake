@@ -37,8 +37,12 @@ macro(_vmae_try_config prefix source)
       # TorchConfig finds libtorch.so with find_library(... PATHS <prefix>/lib), and PATHS come after
       # the system folders: with Debian's libtorch-dev installed it would link that one instead.
       # CMAKE_PREFIX_PATH is searched before the system, so the chosen prefix goes first there.
-      list(PREPEND CMAKE_PREFIX_PATH "${prefix}")
-      _vmae_cuda_hints("${prefix}")
+      set(_root "${prefix}")
+      if(EXISTS "${prefix}/TorchConfig.cmake")  # Torch_DIR: <root>/share/cmake/Torch
+        get_filename_component(_root "${prefix}/../../.." ABSOLUTE)
+      endif()
+      list(PREPEND CMAKE_PREFIX_PATH "${_root}")
+      _vmae_cuda_hints("${_root}")
       find_package(Torch CONFIG QUIET PATHS "${prefix}" "${prefix}/share/cmake/Torch" NO_DEFAULT_PATH)
       if(Torch_FOUND)
         set(VMAE_TORCH_SOURCE "${source} (${prefix})")
