@@ -1,5 +1,5 @@
 // The producer side: enqueue videos for `videomae worker`s and await their results.
-import type { Job, JobsOptions, Queue, QueueEvents } from 'bullmq';
+import type { ConnectionOptions, Job, JobsOptions, Queue, QueueEvents } from 'bullmq';
 
 import { expected, invalid, VideoMAEError } from '../errors';
 import { bullmq } from './deps';
@@ -46,7 +46,8 @@ export type QueueOutcome =
 export class VideoQueue {
   /** The BullMQ Queue, for what this class does not wrap (counts, pausing, cleaning). */
   readonly queue: Queue<VideoJobData, VideoJobResult>;
-  private readonly events: QueueEvents;
+  private readonly connection: ConnectionOptions;
+  private queueEvents: QueueEvents | undefined;
   private readonly jobOptions: JobsOptions;
   private readonly maxInlineBytes: number;
   private closing: Promise<void> | undefined;
@@ -69,14 +70,24 @@ export class VideoQueue {
       removeOnFail: { age: keep },
     };
     this.maxInlineBytes = int(options.maxInlineBytes, 'maxInlineBytes', 1, 512 * 1024 * 1024, DEFAULT_MAX_INLINE_BYTES);
-    const { Queue, QueueEvents } = bullmq();
+    const { Queue } = bullmq();
+    this.connection = connection;
     this.queue = new Queue(name, { connection });
-    this.events = new QueueEvents(name, { connection });
-    // Each awaited job listens for its own two events.
-    this.events.setMaxListeners(0);
     // Without a listener an 'error' event would throw; connection errors are retried by the client.
     this.queue.on('error', () => undefined);
-    this.events.on('error', () => undefined);
+  }
+
+  /** QueueEvents, created on first need: producers that only enqueue never open its blocking connection. */
+  private get events(): QueueEvents {
+    if (!this.queueEvents) {
+      const { QueueEvents } = bullmq();
+      const events = new QueueEvents(this.queue.name, { connection: this.connection });
+      // Each awaited job listens for its own two events.
+      events.setMaxListeners(0);
+      events.on('error', () => undefined);
+      this.queueEvents = events;
+    }
+    return this.queueEvents;
   }
 
   /**
@@ -91,7 +102,7 @@ export class VideoQueue {
   /** Async. Enqueues one video and resolves with its job id, without waiting for the result. */
   async enqueue(video: QueueVideo, options: QueueClassifyOptions = {}): Promise<string> {
     const { data, opts } = this.job(video, options);
-    const job = await this.queue.add(JOB_NAME, data, opts);
+    const job = await redis(() => this.queue.add(JOB_NAME, data, opts));
     return job.id!;
   }
 
@@ -100,12 +111,14 @@ export class VideoQueue {
    * rejects with its failure as a VideoMAEError, or VMAE_INVALID_INPUT when no such job exists.
    */
   async result(jobId: string): Promise<VideoJobResult> {
-    const job: Job<VideoJobData, VideoJobResult> | undefined = await this.queue.getJob(jobId);
+    if (typeof jobId !== 'string' || jobId.length === 0) throw expected('a job id', 'jobId', jobId);
+    const job: Job<VideoJobData, VideoJobResult> | undefined = await redis(() => this.queue.getJob(jobId));
     if (!job) throw invalid(`No job '${jobId}' in queue '${this.queue.name}' (never enqueued, or removed after keepFinishedSec)`);
     try {
       return await job.waitUntilFinished(this.events);
     } catch (err) {
-      throw typeof (err as Error)?.message === 'string' ? fromFailureReason((err as Error).message) : err;
+      // BullMQ rejects with Error(failedReason), or with the string 'closing queue' on close().
+      throw fromFailureReason(typeof (err as Error)?.message === 'string' ? (err as Error).message : String(err));
     }
   }
 
@@ -118,7 +131,7 @@ export class VideoQueue {
     const list = [...videos];
     const jobs = list.map((v) => this.job(v, options));
     if (jobs.length === 0) return;
-    const added = await this.queue.addBulk(jobs.map(({ data, opts }) => ({ name: JOB_NAME, data, opts })));
+    const added = await redis(() => this.queue.addBulk(jobs.map(({ data, opts }) => ({ name: JOB_NAME, data, opts }))));
     const pending = new Map<number, Promise<QueueOutcome>>();
     added.forEach((job, index) => {
       const video = typeof list[index] === 'string' ? (list[index] as string) : `inline video #${index}`;
@@ -136,7 +149,17 @@ export class VideoQueue {
 
   /** Async. Closes the Redis connections; pending classify() calls reject. Idempotent. */
   close(): Promise<void> {
-    this.closing ??= Promise.all([this.events.close(), this.queue.close()]).then(() => undefined);
+    this.closing ??= (async () => {
+      const events = this.queueEvents;
+      if (events) {
+        // QueueEvents.close() waits for a connection that may never come (Redis unreachable);
+        // it stops the event loop, and closing its backend with force ends the sockets either way.
+        const closed = events.close().catch(() => undefined);
+        await events.getBackend().close(true).catch(() => undefined);
+        await closed;
+      }
+      await this.queue.close();
+    })();
     return this.closing;
   }
 
@@ -167,5 +190,15 @@ export class VideoQueue {
       opts.priority = priority;
     }
     return { data: checked, opts };
+  }
+}
+
+/** Runs a Redis operation; its failure (connection refused, closed) becomes VMAE_RUNTIME. */
+async function redis<T>(op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (err) {
+    if (err instanceof VideoMAEError) throw err;
+    throw new VideoMAEError('VMAE_RUNTIME', `Redis: ${(err as Error)?.message ?? String(err)}`, { cause: err });
   }
 }
