@@ -157,19 +157,27 @@ test('bad jobs fail once with their code, transient failures are retried, and th
 
   const port = /metrics on 127\.0\.0\.1:(\d+)\/metrics/.exec(w.output())[1];
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const value = (re) => {
-    const m = re.exec(text);
-    assert.ok(m, `no ${re} in the metrics:\n${text.split('\n').filter((l) => l.startsWith('videomae_')).join('\n')}`);
-    return Number(m[1]);
+  // Prometheus text format: name{label="value",...} number; label order is not fixed.
+  const value = (name, labels = {}) => {
+    for (const line of text.split('\n')) {
+      const m = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line);
+      if (!m || m[1] !== name) continue;
+      const got = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
+      if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[3]);
+    }
+    assert.fail(`no ${name} ${JSON.stringify(labels)} in the metrics:\n${text}`);
   };
-  assert.equal(value(/^videomae_jobs_completed_total\{[^}]*\} (\d+)$/m), 2);
-  assert.equal(value(/^videomae_jobs_failed_total\{code="VMAE_DECODE_FAILED",retried="false"[^}]*\} (\d+)$/m), 1);
-  assert.equal(value(/^videomae_jobs_failed_total\{code="VMAE_INVALID_INPUT",retried="false"[^}]*\} (\d+)$/m), 15);
-  assert.equal(value(/^videomae_jobs_failed_total\{code="VMAE_TIMEOUT",retried="true"[^}]*\} (\d+)$/m), 1);
-  assert.equal(value(/^videomae_jobs_failed_total\{code="VMAE_TIMEOUT",retried="false"[^}]*\} (\d+)$/m), 1);
-  assert.equal(value(/^videomae_classify_stage_seconds_count\{stage="inference"[^}]*\} (\d+)$/m), 2);
-  assert.equal(value(/^videomae_forward_clips_count\{[^}]*\} (\d+)$/m), 2);
-  assert.ok(value(/^videomae_model_load_seconds\{[^}]*\} ([\d.e+-]+)$/m) > 0);
+  assert.equal(value('videomae_jobs_completed_total', { queue: 'q-bad', device: 'cpu' }), 2);
+  assert.equal(value('videomae_jobs_failed_total', { code: 'VMAE_DECODE_FAILED', retried: 'false' }), 1);
+  assert.equal(value('videomae_jobs_failed_total', { code: 'VMAE_INVALID_INPUT', retried: 'false' }), 15);
+  assert.equal(value('videomae_jobs_failed_total', { code: 'VMAE_TIMEOUT', retried: 'true' }), 1);
+  assert.equal(value('videomae_jobs_failed_total', { code: 'VMAE_TIMEOUT', retried: 'false' }), 1);
+  for (const stage of ['decode', 'preprocess', 'inference']) assert.equal(value('videomae_classify_stage_seconds_count', { stage }), 2);
+  assert.equal(value('videomae_job_duration_seconds_count'), 2);
+  assert.equal(value('videomae_forward_clips_count'), 2);
+  assert.equal(value('videomae_forward_clips_sum'), 2);
+  assert.ok(value('videomae_model_load_seconds') > 0);
+  assert.equal(value('videomae_jobs_active'), 0);
 
   w.child.kill('SIGTERM');
   assert.deepEqual(await w.exited, { code: 0, signal: null });
