@@ -73,6 +73,8 @@ export class VideoQueue {
     const { Queue } = bullmq();
     this.connection = connection;
     this.queue = new Queue(name, { connection });
+    // Each job awaited (waitUntilFinished) listens for the queue closing.
+    this.queue.setMaxListeners(0);
     // Without a listener an 'error' event would throw; connection errors are retried by the client.
     this.queue.on('error', () => undefined);
   }
