@@ -151,6 +151,9 @@ test('bad jobs fail once with their code, transient failures are retried, and th
   const inline = await vq.classify(fs.readFileSync(path.join(EXAMPLES, 'growing.mp4')), { topK: TOP_K, name: 'growing.mp4' });
   assertSameAsDirect(inline, 'growing.mp4');
   assert.equal(inline.video, 'growing.mp4');
+  // The same jobId again adds no job: the caller gets the first run's result (idempotent resubmission).
+  const first = await vq.classify('good.mp4', { jobId: 'idem-1', topK: TOP_K });
+  assert.deepEqual(await vq.classify('good.mp4', { jobId: 'idem-1', topK: TOP_K }), first);
   // Progress was reported.
   const finished = await q.getJob((await q.getCompleted())[0].id);
   assert.deepEqual(finished.progress, { stage: 'done', percent: 100 });
@@ -167,15 +170,15 @@ test('bad jobs fail once with their code, transient failures are retried, and th
     }
     assert.fail(`no ${name} ${JSON.stringify(labels)} in the metrics:\n${text}`);
   };
-  assert.equal(value('videomae_jobs_completed_total', { queue: 'q-bad', device: 'cpu' }), 2);
+  assert.equal(value('videomae_jobs_completed_total', { queue: 'q-bad', device: 'cpu' }), 3);
   assert.equal(value('videomae_jobs_failed_total', { code: 'VMAE_DECODE_FAILED', retried: 'false' }), 1);
   assert.equal(value('videomae_jobs_failed_total', { code: 'VMAE_INVALID_INPUT', retried: 'false' }), 15);
   assert.equal(value('videomae_jobs_failed_total', { code: 'VMAE_TIMEOUT', retried: 'true' }), 1);
   assert.equal(value('videomae_jobs_failed_total', { code: 'VMAE_TIMEOUT', retried: 'false' }), 1);
-  for (const stage of ['decode', 'preprocess', 'inference']) assert.equal(value('videomae_classify_stage_seconds_count', { stage }), 2);
-  assert.equal(value('videomae_job_duration_seconds_count'), 2);
-  assert.equal(value('videomae_forward_clips_count'), 2);
-  assert.equal(value('videomae_forward_clips_sum'), 2);
+  for (const stage of ['decode', 'preprocess', 'inference']) assert.equal(value('videomae_classify_stage_seconds_count', { stage }), 3);
+  assert.equal(value('videomae_job_duration_seconds_count'), 3);
+  assert.equal(value('videomae_forward_clips_count'), 3);
+  assert.equal(value('videomae_forward_clips_sum'), 3);
   assert.ok(value('videomae_model_load_seconds') > 0);
   assert.equal(value('videomae_jobs_active'), 0);
 
