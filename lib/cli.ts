@@ -4,9 +4,11 @@ import { Command } from 'commander';
 
 import * as classify from './commands/classify';
 import * as doctor from './commands/doctor';
+import * as enqueue from './commands/enqueue';
 import * as exportCmd from './commands/export';
 import * as info from './commands/info';
 import * as setup from './commands/setup';
+import * as worker from './commands/worker';
 
 const { version } = require('../package.json') as { version: string };
 
@@ -15,7 +17,7 @@ const program = new Command('videomae')
   .version(version)
   .showHelpAfterError();
 
-for (const command of [classify, exportCmd, info, setup, doctor]) command.register(program);
+for (const command of [classify, exportCmd, info, setup, doctor, worker, enqueue]) command.register(program);
 
 program.parseAsync(process.argv).catch((err: Error & { code?: string }) => {
   process.stderr.write(`videomae: ${err.code ? `[${err.code}] ` : ''}${err.message}\n`);

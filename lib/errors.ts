@@ -19,6 +19,11 @@ const KNOWN_CODES = new Set<string>([
   'VMAE_NATIVE_UNAVAILABLE', 'VMAE_SETUP_FAILED',
 ]);
 
+/** Whether `value` is one of the stable codes. */
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && KNOWN_CODES.has(value);
+}
+
 /** Every error this package throws or rejects with. Switch on `code`, not on the message. */
 export class VideoMAEError extends Error {
   readonly code: ErrorCode;
@@ -64,7 +69,7 @@ export async function nativeCall<T>(call: () => Promise<T>): Promise<T> {
 export function fromNative(err: unknown, callerStack?: string): VideoMAEError {
   if (err instanceof VideoMAEError) return err;
   const raw = err as { code?: unknown; message?: unknown };
-  const code = typeof raw?.code === 'string' && KNOWN_CODES.has(raw.code) ? (raw.code as ErrorCode) : 'VMAE_RUNTIME';
+  const code = isErrorCode(raw?.code) ? raw.code : 'VMAE_RUNTIME';
   const message = typeof raw?.message === 'string' ? raw.message : String(err);
   const error = new VideoMAEError(code, message);
   if (callerStack) error.stack = `${error.name}: ${message}\n${callerStack.split('\n').slice(1).join('\n')}`;

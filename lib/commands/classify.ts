@@ -21,8 +21,8 @@ interface ClassifyFlags {
   json?: boolean;
 }
 
-/** What --json prints per file. */
-type FileResult =
+/** What --json prints per file (`videomae enqueue --wait --json` prints the same). */
+export type FileResult =
   | { file: string; predictions: VideoClassification['predictions']; timings: VideoClassification['timings'];
     views: number; framesDecoded: number; durationSec: number }
   | { file: string; error: { code: string; message: string } };
@@ -85,15 +85,16 @@ async function run(videos: string[], flags: ClassifyFlags): Promise<void> {
   if (results.some((r) => 'error' in r)) process.exitCode = 1;
 }
 
-function progressBar(total: number): SingleBar {
-  const bar = new SingleBar({ format: 'classifying [{bar}] {value}/{total} {file}', stream: process.stderr,
+/** A progress bar on stderr for `total` files. */
+export function progressBar(total: number, verb = 'classifying'): SingleBar {
+  const bar = new SingleBar({ format: `${verb} [{bar}] {value}/{total} {file}`, stream: process.stderr,
     clearOnComplete: true, hideCursor: true }, Presets.shades_classic);
   bar.start(total, 0, { file: '' });
   return bar;
 }
 
 /** The human-readable report of one file: a header line and a small table. */
-function print(r: FileResult): void {
+export function print(r: FileResult): void {
   if ('error' in r) {
     process.stderr.write(`${r.file}: failed [${r.error.code}] ${r.error.message}\n\n`);
     return;
