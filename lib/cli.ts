@@ -7,6 +7,7 @@ import * as doctor from './commands/doctor';
 import * as exportCmd from './commands/export';
 import * as info from './commands/info';
 import * as setup from './commands/setup';
+import * as watch from './commands/watch';
 
 const { version } = require('../package.json') as { version: string };
 
@@ -15,7 +16,7 @@ const program = new Command('videomae')
   .version(version)
   .showHelpAfterError();
 
-for (const command of [classify, exportCmd, info, setup, doctor]) command.register(program);
+for (const command of [classify, watch, exportCmd, info, setup, doctor]) command.register(program);
 
 program.parseAsync(process.argv).catch((err: Error & { code?: string }) => {
   process.stderr.write(`videomae: ${err.code ? `[${err.code}] ` : ''}${err.message}\n`);

@@ -207,7 +207,7 @@ class StreamRun implements AsyncIterableIterator<StreamResult>, FrameSink {
   private seen = 0;
   private due = 0;
   private scheduled = false;
-  private last: (SampledFrame & { j: number }) | undefined;
+  private last: (SampledFrame & { j: number; endsWindow: boolean }) | undefined;
   private pixels: Float32Array;
   private wake: (() => void) | undefined;
 
@@ -283,9 +283,9 @@ class StreamRun implements AsyncIterableIterator<StreamResult>, FrameSink {
   frame(f: SampledFrame): void {
     if (this.closing) return;
     const j = this.seen++;
-    const endsWindow = this.isWindowEnd(f, j);
-    this.raw.push({ ...f, j, endsWindow });
-    this.last = { ...f, j };
+    const frame = { ...f, j, endsWindow: this.isWindowEnd(f, j) };
+    this.raw.push(frame);
+    this.last = frame;
     // Mode 'every' pauses the source instead; ffmpeg and FrameStream bound what comes meanwhile.
     if (this.o.mode === 'latest' && this.raw.length > this.maxRaw) {
       // Inference or preprocessing is behind: frames this old only serve stale windows.
@@ -305,9 +305,9 @@ class StreamRun implements AsyncIterableIterator<StreamResult>, FrameSink {
     // A stream shorter than one window gets one window, padded with its last frame (as classifyVideo pads).
     if (!this.scheduled && this.last) {
       this.scheduled = true;
-      const tail = this.raw.find((f) => f.j === this.last!.j);
-      if (tail) tail.endsWindow = true;
-      else this.schedule(this.last.j);
+      // Already preprocessed, or still queued or being preprocessed (which reads the flag after).
+      if (this.ring.has(this.last.j)) this.schedule(this.last.j);
+      else this.last.endsWindow = true;
     }
     this.pump();
   }
