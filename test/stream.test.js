@@ -285,6 +285,15 @@ test('aborts: return() from the loop, or an AbortSignal, stops ffmpeg at once', 
   assert.throws(() => s.push(new Uint8Array(32 * 32 * 3)), { code: 'VMAE_ABORTED' });
 });
 
+test('disposing the classifier mid-stream rejects the iterator with VMAE_DISPOSED', async () => {
+  const clf = await VideoClassifier.load(undefined, { threads: 1 });
+  const it = clf.classifyStream(turn.file);
+  assert.equal((await it.next()).done, false);
+  await clf.dispose();
+  await assert.rejects(collect(it), { code: 'VMAE_DISPOSED' });
+  assert.throws(() => clf.classifyStream(turn.file), { code: 'VMAE_DISPOSED' });
+});
+
 test('a failing source rejects with VMAE_DECODE_FAILED and ffmpeg\'s message', async () => {
   const bad = path.join(dir, 'bad.mp4');
   fs.writeFileSync(bad, 'definitely not a video');

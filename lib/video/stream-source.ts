@@ -57,8 +57,8 @@ const TIME_BASE = 1_000_000; // fd 3 timestamps are in microseconds (-enc_time_b
 /**
  * Frames decoded by ffmpeg. The filter graph keeps every sampleRate-th decoded frame (`select`),
  * one output frame per decoded frame (passthrough, as classifyVideo decodes), rgb24, as PPM
- * images on stdout: each carries its own size, so a stream that changes size mid-way still
- * parses. A second branch scales the same frames to 1x1 gray and writes them with the framecrc
+ * images on stdout: each carries its own size, so nothing needs probing first (a live pipe cannot
+ * be probed twice). A second branch scales the same frames to 1x1 gray and writes them with the framecrc
  * muxer to fd 3, one text line per frame with its timestamp. Both outputs flush every packet,
  * so a frame is piped as soon as it is decoded.
  */
