@@ -2,7 +2,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 
 import { VideoClassifier, type ModelDtype } from '../classifier';
 import { requireDefaultModel } from '../default-model';
-import { expected } from '../errors';
+import { expected, invalid } from '../errors';
 import type { SmoothingOptions } from '../video/smoothing';
 import type { StreamOptions, StreamResult } from '../video/stream';
 import { integer } from './classify';
@@ -66,6 +66,10 @@ export function register(program: Command): void {
 
 async function run(input: string, flags: WatchFlags): Promise<void> {
   if (flags.topK < 1) throw expected('a positive integer', '--top-k', flags.topK);
+  if (input === '-' && process.stdin.isTTY) {
+    throw invalid("Expected container bytes on stdin for '-' but stdin is a terminal; pipe a stream in, " +
+      'e.g. ffmpeg -i /dev/video0 -f matroska - | videomae watch -');
+  }
   const clf = await VideoClassifier.load(flags.model ?? requireDefaultModel(),
     { device: flags.device, dtype: flags.dtype, threads: flags.threads });
   const ac = new AbortController();

@@ -206,6 +206,7 @@ class StreamRun implements AsyncIterableIterator<StreamResult>, FrameSink {
   /** Sampled frames seen, the schedule of window ends, and whether any window was scheduled. */
   private seen = 0;
   private due = 0;
+  private lastEnd = 0;
   private scheduled = false;
   private last: (SampledFrame & { j: number; endsWindow: boolean }) | undefined;
   private pixels: Float32Array;
@@ -317,10 +318,13 @@ class StreamRun implements AsyncIterableIterator<StreamResult>, FrameSink {
     if (j < this.t - 1) return false;
     const pos = this.o.strideFrames !== undefined ? f.index : f.timeSec;
     const stride = this.o.strideFrames ?? this.o.strideSec!;
-    if (this.scheduled && pos < this.due - 1e-9) return false;
-    this.due = this.scheduled ? this.due : pos;
+    if (this.scheduled && pos >= this.lastEnd && pos < this.due - 1e-9) return false;
+    // The next stride point after this frame. Stream time can jump: a gap skips the points it
+    // covers, and a jump backwards (a timestamp reset) restarts the schedule here.
+    if (!this.scheduled || pos < this.lastEnd) this.due = pos;
+    this.due += (Math.floor((pos - this.due + 1e-9) / stride) + 1) * stride;
+    this.lastEnd = pos;
     this.scheduled = true;
-    while (this.due <= pos + 1e-9) this.due += stride;
     return true;
   }
 
