@@ -5,7 +5,7 @@ import { requireDefaultModel } from '../default-model';
 import { expected, invalid } from '../errors';
 import type { SmoothingOptions } from '../video/smoothing';
 import type { StreamOptions, StreamResult } from '../video/stream';
-import { integer } from './classify';
+import { addModelOptions, integer } from './classify';
 
 interface WatchFlags {
   model?: string;
@@ -41,13 +41,10 @@ export function smoothing(value: string): SmoothingOptions {
 
 /** Adds `videomae watch` to the program. */
 export function register(program: Command): void {
-  program
+  addModelOptions(program
     .command('watch')
     .description('Classify a live video as it arrives: one line per window (docs/STREAMING.md)')
-    .argument('<input>', "a video file, '-' for container bytes on stdin, or a URL with --allow-network")
-    .option('-m, --model <file>', 'model file from `videomae export` (default: the bundled demo model)')
-    .option('--device <device>', "'cpu', 'cuda' or 'cuda:N'", 'cpu')
-    .option('--dtype <dtype>', "'float32', 'float16' or 'bfloat16'", 'float32')
+    .argument('<input>', "a video file, '-' for container bytes on stdin, or a URL with --allow-network"))
     .option('-k, --top-k <n>', 'labels per window', integer, 3)
     .option('--every <stride>', 'stream time between results: 1s, 500ms, or 30f for frames (default 1s)', stride)
     .option('--mode <mode>', "'latest' drops stale windows when inference is behind; 'every' classifies all " +
