@@ -57,9 +57,9 @@ async function forwardTimes(clf, n) {
   return out;
 }
 
-async function run(name, modelPath) {
+async function run(name, modelPath, forwards) {
   const clf = await VideoClassifier.load(modelPath, { threads });
-  const fwd = await forwardTimes(clf, 10);
+  const fwd = await forwardTimes(clf, forwards);
   const pics = frames(16);
   const s = clf.createFrameStream({ width, height, fps });
   const it = clf.classifyStream(s, { strideSec, mode: 'latest', topK: 1 });
@@ -93,11 +93,11 @@ async function run(name, modelPath) {
   console.log(`CPU: ${os.cpus()[0].model} (${os.cpus().length} logical cores), load average ${os.loadavg().map((v) => v.toFixed(1)).join(' ')}`);
   console.log(`live push source: ${width}x${height} rgb24 at ${fps} fps for ${seconds} s, a window every ${strideSec} s, ` +
     `sampleRate 4, mode 'latest', ${threads} threads`);
-  if (only !== 'vitb') await run('demo', undefined);
+  if (only !== 'vitb') await run('demo', undefined, 20);
   if (only !== 'demo') {
     const { makeModel } = require('../test/helpers/fixtures');
     const { model } = makeModel(['--seed', '0', '--preprocessor', '--hidden', '768', '--layers', '12', '--heads', '12',
       '--intermediate', '3072', '--frames', '16', '--image-size', '224', '--labels', '400']);
-    await run('vit-b', model);
+    await run('vit-b', model, 5);
   }
 })();

@@ -197,6 +197,30 @@ test('push source: windows equal classifyFrames on the pushed frames, with times
   }
 });
 
+test("mode 'latest': frames faster than inference drop stale windows, counted in `dropped`; 'every' keeps all", async () => {
+  const count = 400;
+  const frames = syntheticFrames(40, 40, 48, 7);
+  const frame = 48 * 40 * 3;
+  const at = (i) => frames.subarray((i % 40) * frame, (i % 40 + 1) * frame);
+  const total = expectedEnds(count, { fps: 25, t: 16, r: 4, strideSec: 0.2 }).length;
+  for (const mode of ['latest', 'every']) {
+    const s = small.createFrameStream({ width: 48, height: 40, fps: 25 });
+    const it = small.classifyStream(s, { strideSec: 0.2, mode });
+    const pushing = (async () => {
+      // All frames in one go where allowed: nothing can be classified before the pushes return.
+      for (let i = 0; i < count; i++) if (!s.push(at(i))) await s.drained();
+      s.end();
+    })();
+    const results = await collect(it);
+    await pushing;
+    const dropped = results.reduce((sum, w) => sum + w.dropped, 0);
+    assert.equal(results.length + dropped, total, `${mode}: ${results.length} results + ${dropped} dropped`);
+    assert.equal(results[results.length - 1].endFrame, 396, mode); // the newest window is never dropped
+    if (mode === 'latest') assert.ok(dropped > total / 2, `only ${dropped} of ${total} dropped`);
+    else assert.equal(dropped, 0);
+  }
+});
+
 test('push source: a stream shorter than one window gives one window padded with its last frame', async () => {
   const frames = syntheticFrames(10, 40, 48, 6);
   const frame = 48 * 40 * 3;

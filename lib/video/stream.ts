@@ -288,10 +288,13 @@ class StreamRun implements AsyncIterableIterator<StreamResult>, FrameSink {
     this.raw.push(frame);
     this.last = frame;
     // Mode 'every' pauses the source instead; ffmpeg and FrameStream bound what comes meanwhile.
-    if (this.o.mode === 'latest' && this.raw.length > this.maxRaw) {
-      // Inference or preprocessing is behind: frames this old only serve stale windows.
-      const old = this.raw.shift()!;
-      if (old.endsWindow) this.dropped++;
+    if (this.o.mode === 'latest') {
+      // Preprocessing is behind. Frames before the newest window's first frame only serve older
+      // windows, which that window supersedes; past maxRaw, the oldest go anyway.
+      const keepFrom = frame.endsWindow ? j - this.t + 1 : -Infinity;
+      while (this.raw.length > 0 && (this.raw[0].j < keepFrom || this.raw.length > this.maxRaw)) {
+        if (this.raw.shift()!.endsWindow) this.dropped++;
+      }
     }
     this.pump();
   }
