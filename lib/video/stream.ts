@@ -210,7 +210,8 @@ class StreamRun implements AsyncIterableIterator<StreamResult>, FrameSink {
   private scheduled = false;
   private last: (SampledFrame & { j: number; endsWindow: boolean }) | undefined;
   private pixels: Float32Array;
-  private wake: (() => void) | undefined;
+  /** next() calls waiting for a result, the end, or a failure. */
+  private waiters: Array<() => void> = [];
 
   constructor(private readonly ops: ModelOps, private readonly input: FrameSource | (() => Promise<{ source: FrameSource; cleanup(): Promise<void> }>),
     topK: number, private readonly o: ResolvedStream, private readonly signal: AbortSignal | undefined) {
@@ -262,7 +263,7 @@ class StreamRun implements AsyncIterableIterator<StreamResult>, FrameSink {
         await this.close();
         return { value: undefined, done: true };
       }
-      await new Promise<void>((resolve) => { this.wake = resolve; });
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
     }
   }
 
@@ -489,9 +490,7 @@ class StreamRun implements AsyncIterableIterator<StreamResult>, FrameSink {
   }
 
   private notify(): void {
-    const w = this.wake;
-    this.wake = undefined;
-    w?.();
+    for (const w of this.waiters.splice(0)) w();
   }
 
   /** Stops the source (ffmpeg killed and reaped), cancels queued native work and lets go of every frame. */
