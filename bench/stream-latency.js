@@ -6,8 +6,11 @@
 // forward time (classify() of one preprocessed clip), for the demo model and a ViT-B-size random
 // model (hidden 768, 12 layers, 12 heads, 16 frames of 224², made with test/helpers/fixtures.js).
 //
-//   node bench/stream-latency.js [--seconds 30] [--fps 30] [--size 640x360] [--stride 0.5]
-//                                [--threads N] [--only demo|vitb]
+//   node bench/stream-latency.js [--seconds 30] [--vitb-seconds 90] [--fps 30] [--size 640x360]
+//                                [--stride 0.5] [--threads 1] [--only demo|vitb]
+//
+// --threads defaults to 1: on a small shared machine, intra-op threads that outnumber the free
+// cores make every forward wait for the slowest one.
 const os = require('node:os');
 
 const { VideoClassifier, Tensor } = require('..');
@@ -21,7 +24,8 @@ const seconds = Number(arg('seconds', '30'));
 const fps = Number(arg('fps', '30'));
 const [width, height] = arg('size', '640x360').split('x').map(Number);
 const strideSec = Number(arg('stride', '0.5'));
-const threads = Number(arg('threads', String(os.availableParallelism())));
+const vitbSeconds = Number(arg('vitb-seconds', '90'));
+const threads = Number(arg('threads', '1'));
 const only = arg('only', undefined);
 
 /** A few distinct frames (a bar sweeping over a gradient), cycled: the content does not matter for latency. */
@@ -67,7 +71,7 @@ async function preprocessTimes(clf, frame, n) {
   return out;
 }
 
-async function run(name, modelPath, forwards) {
+async function run(name, modelPath, forwards, seconds) {
   const clf = await VideoClassifier.load(modelPath, { threads });
   const fwd = await forwardTimes(clf, forwards);
   const pics = frames(16);
@@ -102,13 +106,13 @@ async function run(name, modelPath, forwards) {
 
 (async () => {
   console.log(`CPU: ${os.cpus()[0].model} (${os.cpus().length} logical cores), load average ${os.loadavg().map((v) => v.toFixed(1)).join(' ')}`);
-  console.log(`live push source: ${width}x${height} rgb24 at ${fps} fps for ${seconds} s, a window every ${strideSec} s, ` +
+  console.log(`live push source: ${width}x${height} rgb24 at ${fps} fps (demo ${seconds} s, ViT-B ${vitbSeconds} s), a window every ${strideSec} s, ` +
     `sampleRate 4, mode 'latest', ${threads} threads`);
-  if (only !== 'vitb') await run('demo', undefined, 20);
+  if (only !== 'vitb') await run('demo', undefined, 20, seconds);
   if (only !== 'demo') {
     const { makeModel } = require('../test/helpers/fixtures');
     const { model } = makeModel(['--seed', '0', '--preprocessor', '--hidden', '768', '--layers', '12', '--heads', '12',
       '--intermediate', '3072', '--frames', '16', '--image-size', '224', '--labels', '400']);
-    await run('vit-b', model, 5);
+    await run('vit-b', model, 5, vitbSeconds);
   }
 })();
