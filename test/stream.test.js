@@ -83,6 +83,26 @@ test('each window is numFrames frames at the sampling stride; logits equal class
     t.diagnostic(`${JSON.stringify(options)}: ${results.length} windows, max |logit diff| ${worst}`);
     assert.ok(worst <= 1e-5, `logits differ by ${worst}`);
   }
+  // A Buffer is spooled to a temp file (removed afterwards) and gives the same windows.
+  const os = require('node:os');
+  const spools = () => fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('videomae-'));
+  const before = new Set(spools());
+  const byPath = await collect(small.classifyStream(testsrc));
+  const byBuffer = await collect(small.classifyStream(fs.readFileSync(testsrc)));
+  assert.deepEqual(byBuffer.map((w) => [...w.logits]), byPath.map((w) => [...w.logits]));
+  assert.deepEqual(spools().filter((f) => !before.has(f)), []);
+});
+
+test("push source in mode 'every': push() returns false while inference is behind, and ignoring it is VMAE_BUSY", async () => {
+  const frame = new Uint8Array(48 * 40 * 3);
+  const s = small.createFrameStream({ width: 48, height: 40, fps: 25 });
+  const it = small.classifyStream(s, { mode: 'every', strideFrames: 4 });
+  let pushed = 0;
+  while (s.push(frame)) pushed++; // nothing is consumed: the stream soon asks to wait
+  assert.ok(pushed < 100, `${pushed} frames accepted without back-pressure`);
+  assert.throws(() => { for (let i = 0; i < 300; i++) s.push(frame); }, { code: 'VMAE_BUSY', message: /drained/ });
+  await it.return();
+  await s.drained(); // resolves once the stream has stopped
 });
 
 test('direction switch: the demo model says left, then right, within 2 strides of the true change', async (t) => {
