@@ -11,6 +11,8 @@ import { Tensor } from './tensor';
 import { classifyRaw, preprocessRaw, type ModelOps, type PreprocessOptions, type RawVideo } from './video/frames';
 import { classifyVideoWith, type ClassifyVideoOptions, type VideoClassification } from './video/clips';
 import type { VideoInput } from './video/video-input';
+import { classifyStreamWith, type StreamInput, type StreamOptions, type StreamResult } from './video/stream';
+import { FrameStream, type FrameStreamOptions } from './video/stream-source';
 
 export type ModelDtype = NativeModelDtype;
 
@@ -171,6 +173,28 @@ export class VideoClassifier {
     if (this.disposing) throw new VideoMAEError('VMAE_DISPOSED', 'The classifier has been disposed');
     this.requests.admit(); // and shed load before spending ffmpeg time on a video that gets VMAE_BUSY
     return classifyVideoWith(this.videoOps(), input, this.topK(options), options);
+  }
+
+  /**
+   * Classifies a live stream as it arrives: a window of numFrames frames (every sampleRate-th
+   * decoded frame) every strideSec seconds, as an async iterable of results (docs/STREAMING.md).
+   * The input is a file path, a Buffer, a Readable of container bytes (e.g. ffmpeg's matroska
+   * output), a FrameStream, or a network URL with `allowNetwork: true`. Throws VMAE_INVALID_INPUT
+   * for bad options or a URL without allowNetwork; the iterator rejects with VMAE_DECODE_FAILED,
+   * VMAE_ABORTED, or whatever inference rejects with. Breaking out of the loop stops ffmpeg.
+   */
+  classifyStream(input: StreamInput, options: StreamOptions = {}): AsyncIterableIterator<StreamResult> {
+    if (this.disposing) throw new VideoMAEError('VMAE_DISPOSED', 'The classifier has been disposed');
+    return classifyStreamWith(this.videoOps(), input, this.topK(options), options);
+  }
+
+  /**
+   * A source of raw rgb24 frames you push yourself, for classifyStream():
+   * `const s = clf.createFrameStream({ width, height, fps }); s.push(frame); … s.end()`.
+   * Throws VMAE_INVALID_INPUT for a bad size or fps.
+   */
+  createFrameStream(options: FrameStreamOptions): FrameStream {
+    return new FrameStream(options);
   }
 
   /**

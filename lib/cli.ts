@@ -8,6 +8,7 @@ import * as enqueue from './commands/enqueue';
 import * as exportCmd from './commands/export';
 import * as info from './commands/info';
 import * as setup from './commands/setup';
+import * as watch from './commands/watch';
 import * as worker from './commands/worker';
 
 const { version } = require('../package.json') as { version: string };
@@ -17,7 +18,7 @@ const program = new Command('videomae')
   .version(version)
   .showHelpAfterError();
 
-for (const command of [classify, exportCmd, info, setup, doctor, worker, enqueue]) command.register(program);
+for (const command of [classify, watch, exportCmd, info, setup, doctor, worker, enqueue]) command.register(program);
 
 program.parseAsync(process.argv).catch((err: Error & { code?: string }) => {
   process.stderr.write(`videomae: ${err.code ? `[${err.code}] ` : ''}${err.message}\n`);

@@ -16,3 +16,11 @@ export type { VideoLimits } from './video/limits';
 export { DEFAULT_LIMITS } from './video/limits';
 export { sampleIndices } from './video/sampling';
 export type { SamplingOptions } from './video/sampling';
+export { FrameStream } from './video/stream-source';
+export type { FrameStreamOptions } from './video/stream-source';
+export type { StreamInput, StreamOptions, StreamResult } from './video/stream';
+export type { SmoothingOptions } from './video/smoothing';
+export { pipeline } from './pipeline';
+export type {
+  PipelineInput, PipelineLabel, PipelineOptions, PipelineCallOptions, VideoClassificationPipeline,
+} from './pipeline';

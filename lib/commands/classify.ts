@@ -33,15 +33,20 @@ export function integer(value: string): number {
   return Number(value);
 }
 
-/** Adds `videomae classify` to the program. */
-export function register(program: Command): void {
-  program
-    .command('classify')
-    .description('Classify video files (decoded with ffmpeg; VideoMAE Kinetics test protocol, see docs/VIDEO.md)')
-    .argument('<video...>', 'video files')
+/** The options every model-loading command takes: --model, --device, --dtype. */
+export function addModelOptions(command: Command): Command {
+  return command
     .option('-m, --model <file>', 'model file from `videomae export` (default: the bundled demo model)')
     .option('--device <device>', "'cpu', 'cuda' or 'cuda:N'", 'cpu')
-    .option('--dtype <dtype>', "'float32', 'float16' or 'bfloat16'", 'float32')
+    .option('--dtype <dtype>', "'float32', 'float16' or 'bfloat16'", 'float32');
+}
+
+/** Adds `videomae classify` to the program. */
+export function register(program: Command): void {
+  addModelOptions(program
+    .command('classify')
+    .description('Classify video files (decoded with ffmpeg; VideoMAE Kinetics test protocol, see docs/VIDEO.md)')
+    .argument('<video...>', 'video files'))
     .option('-k, --top-k <n>', 'labels to show per file', integer, 5)
     .option('--clips <n>', 'temporal clips per video, averaged (default 1)', integer)
     .option('--crops <n>', 'spatial crops per clip along the long side, averaged (default 1)', integer)

@@ -74,7 +74,7 @@ interface Exit {
 }
 
 /** A started process, its exit (never rejects) and the tail of its stderr. */
-interface Running {
+export interface Running {
   proc: ChildProcess;
   exited: Promise<Exit>;
   stderr(): string;
@@ -84,8 +84,11 @@ interface Running {
 
 const STDERR_KEEP = 16 * 1024;
 
-function start(bin: string, args: string[], extraPipe = false): Running {
-  const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe', ...(extraPipe ? ['pipe' as const] : [])], windowsHide: true });
+/** Starts `bin`; `extraPipe` adds fd 3 as a pipe, `stdin` makes fd 0 one (else it is ignored). */
+export function start(bin: string, args: string[], extraPipe = false, stdin = false): Running {
+  const proc = spawn(bin, args, {
+    stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe', ...(extraPipe ? ['pipe' as const] : [])], windowsHide: true,
+  });
   let err = '';
   proc.stderr!.setEncoding('utf8');
   proc.stderr!.on('data', (s: string) => {
@@ -111,7 +114,7 @@ function start(bin: string, args: string[], extraPipe = false): Running {
 }
 
 /** The error for a process that could not be started. */
-function notStarted(tool: 'ffmpeg' | 'ffprobe', bin: Binary, error: NodeJS.ErrnoException): VideoMAEError {
+export function notStarted(tool: 'ffmpeg' | 'ffprobe', bin: Binary, error: NodeJS.ErrnoException): VideoMAEError {
   const hint = 'Install FFmpeg (apt-get install ffmpeg, brew install ffmpeg, or https://ffmpeg.org/download.html), ' +
     'or set FFMPEG_PATH and FFPROBE_PATH to its binaries';
   const why = error.code === 'ENOENT' ? 'was not found' : `could not be started (${error.message})`;
@@ -119,7 +122,7 @@ function notStarted(tool: 'ffmpeg' | 'ffprobe', bin: Binary, error: NodeJS.Errno
 }
 
 /** Kills the process when `signal` aborts; returns the listener's remover. */
-function killOnAbort(run: Running, signal: AbortSignal): () => void {
+export function killOnAbort(run: Running, signal: AbortSignal): () => void {
   const onAbort = () => void run.kill();
   signal.addEventListener('abort', onAbort, { once: true });
   return () => signal.removeEventListener('abort', onAbort);
@@ -175,7 +178,7 @@ const syncArgs = new Map<string, string[]>();
  * Async. The output option for one frame out per decoded frame: `-fps_mode passthrough` from
  * ffmpeg 5.1 on (newer releases drop `-vsync`), `-vsync passthrough` before. Cached per binary.
  */
-async function passthroughArgs(bin: Binary, signal: AbortSignal): Promise<string[]> {
+export async function passthroughArgs(bin: Binary, signal: AbortSignal): Promise<string[]> {
   let args = syncArgs.get(bin.path);
   if (!args) {
     const text = await runText('ffmpeg', bin, ['-hide_banner', '-version'], 'ffmpeg -version failed', signal);
