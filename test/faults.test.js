@@ -171,7 +171,7 @@ test('with dynamic batching, one bad clip does not fail the clips batched with i
   }
 });
 
-test('a batch far too large for memory rejects VMAE_OUT_OF_MEMORY, and the classifier carries on', { timeout: 120_000 }, async (t) => {
+test('a batch far too large for memory rejects VMAE_OUT_OF_MEMORY, and the classifier carries on', { timeout: 600_000 }, async (t) => {
   // A wide MLP on 512 tokens: 8 MB of activations per 48 KB clip. Under a data limit of 1 GB above
   // what the process already uses (prlimit), 512 clips (25 MB of input) need a 4 GB activation.
   const wide = makeModel(['--seed', '5', '--preprocessor', '--frames', '4', '--image-size', '32', '--patch', '2', '--tubelet', '2',
