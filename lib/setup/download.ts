@@ -67,10 +67,8 @@ function get(url: URL, idleTimeoutMs: number): Promise<http.IncomingMessage> {
   });
 }
 
-/** Downloads `url` to `dest` (replacing it). Async; rejects with VMAE_SETUP_FAILED. */
-export async function download(url: string, dest: string, options: DownloadOptions = {}): Promise<DownloadResult> {
-  const maxRedirects = options.maxRedirects ?? 5;
-  const idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
+/** GETs `url`, following redirects; resolves with a 200 response and the URL that served it. */
+async function open(url: string, maxRedirects: number, idleTimeoutMs: number): Promise<{ res: http.IncomingMessage; current: URL }> {
   let current = new URL(url);
   let res: http.IncomingMessage;
   for (let hops = 0; ; hops++) {
@@ -85,7 +83,7 @@ export async function download(url: string, dest: string, options: DownloadOptio
     res.resume();
     const location = res.headers.location;
     if (!location) throw fail(`HTTP ${status} without a Location header from ${current.href}`);
-    if (hops >= maxRedirects) throw fail(`Too many redirects (more than ${maxRedirects}) starting at ${url}`);
+    if (hops >= maxRedirects) throw fail(`Too many redirects (more than ${maxRedirects}) starting at ${url}; the server or mirror redirects in a loop`);
     const next = new URL(location, current);
     if (current.protocol === 'https:' && next.protocol !== 'https:') {
       throw fail(`Refusing a redirect from ${current.href} to the insecure ${next.href}`);
@@ -96,6 +94,30 @@ export async function download(url: string, dest: string, options: DownloadOptio
     res.resume();
     throw fail(`HTTP ${res.statusCode}${res.statusMessage ? ` ${res.statusMessage}` : ''} for ${current.href}`);
   }
+  return { res, current };
+}
+
+/** The body of `url` as text (a package index page, capped at 16 MB). Async; rejects with VMAE_SETUP_FAILED. */
+export async function fetchText(url: string, options: Pick<DownloadOptions, 'maxRedirects' | 'idleTimeoutMs'> = {}): Promise<{ text: string; url: string }> {
+  const { res, current } = await open(url, options.maxRedirects ?? 5, options.idleTimeoutMs ?? 60_000);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of res) {
+      size += (chunk as Buffer).length;
+      if (size > 16 << 20) throw new Error('over 16 MB');
+      chunks.push(chunk as Buffer);
+    }
+  } catch (err) {
+    res.destroy();
+    throw fail(`Could not read ${current.href}: ${(err as Error).message}`, err);
+  }
+  return { text: Buffer.concat(chunks).toString('utf8'), url: current.href };
+}
+
+/** Downloads `url` to `dest` (replacing it). Async; rejects with VMAE_SETUP_FAILED. */
+export async function download(url: string, dest: string, options: DownloadOptions = {}): Promise<DownloadResult> {
+  const { res, current } = await open(url, options.maxRedirects ?? 5, options.idleTimeoutMs ?? 60_000);
 
   const header = res.headers['content-length'];
   const total = header !== undefined && /^\d+$/.test(header) ? Number(header) : undefined;
@@ -127,7 +149,7 @@ export async function download(url: string, dest: string, options: DownloadOptio
     return { file: dest, bytes: received, sha256: digest, url: current.href };
   } catch (err) {
     await fs.promises.rm(temp, { force: true });
-    if (err instanceof VideoMAEError) throw err;
+    if (err instanceof VideoMAEError || (err as NodeJS.ErrnoException).code === 'ENOSPC') throw err;
     if (total !== undefined && received < total) throw truncated();
     throw fail(`Download of ${current.href} failed after ${received} bytes: ${(err as Error).message}`, err);
   }
