@@ -41,6 +41,9 @@ function fail(message: string, cause?: unknown): VideoMAEError {
   return new VideoMAEError('VMAE_SETUP_FAILED', message, cause === undefined ? undefined : { cause });
 }
 
+/** Requests whose connection went idle too long, so a cut-off body can say why. */
+const stalled = new WeakSet<http.ClientRequest>();
+
 /** Sends a GET for `url`, through the proxy the environment names for it, if any. */
 function get(url: URL, idleTimeoutMs: number): Promise<http.IncomingMessage> {
   const headers: http.OutgoingHttpHeaders = { 'user-agent': 'videomae-node', 'accept-encoding': 'identity' };
@@ -60,7 +63,10 @@ function get(url: URL, idleTimeoutMs: number): Promise<http.IncomingMessage> {
     req = (url.protocol === 'https:' ? https : http).request(url, { headers, agent });
   }
   return new Promise((resolve, reject) => {
-    req.setTimeout(idleTimeoutMs, () => req.destroy(new Error(`no data for ${idleTimeoutMs / 1000} s`)));
+    req.setTimeout(idleTimeoutMs, () => {
+      stalled.add(req);
+      req.destroy(new Error(`no data for ${idleTimeoutMs / 1000} s`));
+    });
     req.on('response', resolve);
     req.on('error', reject);
     req.end();
@@ -117,7 +123,8 @@ export async function fetchText(url: string, options: Pick<DownloadOptions, 'max
 
 /** Downloads `url` to `dest` (replacing it). Async; rejects with VMAE_SETUP_FAILED. */
 export async function download(url: string, dest: string, options: DownloadOptions = {}): Promise<DownloadResult> {
-  const { res, current } = await open(url, options.maxRedirects ?? 5, options.idleTimeoutMs ?? 60_000);
+  const idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
+  const { res, current } = await open(url, options.maxRedirects ?? 5, idleTimeoutMs);
 
   const header = res.headers['content-length'];
   const total = header !== undefined && /^\d+$/.test(header) ? Number(header) : undefined;
@@ -135,9 +142,12 @@ export async function download(url: string, dest: string, options: DownloadOptio
   const temp = `${dest}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.partial`;
   const truncated = (): VideoMAEError =>
     fail(`Download of ${current.href} was truncated: received ${received} of ${total} bytes. Try again; the partial file was deleted.`);
+  const stopped = (): VideoMAEError =>
+    fail(`Download of ${current.href} stopped: no data for ${idleTimeoutMs / 1000} s after ${received} bytes. The server ` +
+      'or the network hangs; try again later, or raise VIDEOMAE_DOWNLOAD_TIMEOUT (seconds). The partial file was deleted.');
   try {
     await pipeline(res, counter, fs.createWriteStream(temp, { flags: 'wx' }));
-    if (total !== undefined && received !== total) throw truncated();
+    if (total !== undefined && received !== total) throw stalled.has((res as unknown as { req: http.ClientRequest }).req) ? stopped() : truncated();
     const digest = hash.digest('hex');
     if (options.sha256 && digest !== options.sha256.toLowerCase()) {
       throw fail(
@@ -150,6 +160,7 @@ export async function download(url: string, dest: string, options: DownloadOptio
   } catch (err) {
     await fs.promises.rm(temp, { force: true });
     if (err instanceof VideoMAEError || (err as NodeJS.ErrnoException).code === 'ENOSPC') throw err;
+    if (stalled.has((res as unknown as { req: http.ClientRequest }).req)) throw stopped();
     if (total !== undefined && received < total) throw truncated();
     throw fail(`Download of ${current.href} failed after ${received} bytes: ${(err as Error).message}`, err);
   }
