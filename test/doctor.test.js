@@ -40,8 +40,14 @@ describe('doctor', () => {
     assert.equal(c.addon.status, 'ok');
     assert.ok(['source', 'prebuild'].includes(c.addon.data.kind));
     assert.ok(fs.existsSync(c.addon.data.path));
+    assert.ok(['child', 'cache'].includes(c.addon.data.verified), 'the binary was test-loaded in a child first');
     assert.equal(c.libtorch.status, 'ok');
     assert.match(c.libtorch.data.compiledAgainst, /^\d+\.\d+/);
+    // The flavor names the libtorch that is mapped, and exactly one libtorch folder is.
+    assert.equal(c.libtorch.data.mapped.length, 1);
+    assert.equal(c.libtorch.data.loaded.libDir, c.libtorch.data.mapped[0]);
+    const mm = c.libtorch.data.loaded.version.split('.').slice(0, 2).join('.');
+    assert.equal(c.addon.data.flavor, `torch${mm}-${c.libtorch.data.loaded.flavor}`);
     assert.ok(['info', 'ok', 'warn'].includes(c.gpu.status));
     assert.equal(typeof c.gpu.data.cudaAvailable, 'boolean');
     assert.equal(c.model.status, 'ok');
