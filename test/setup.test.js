@@ -14,7 +14,7 @@ const path = require('node:path');
 const { after, before, beforeEach, describe, test } = require('node:test');
 
 const ROOT = path.join(__dirname, '..');
-const { setup } = require('../lib/setup');
+const { setup, wheelUrl } = require('../lib/setup');
 const { describeLibtorch } = require('../lib/setup/libtorch');
 const { choosePin, parseDriverCuda, platformPins, pinnedFile } = require('../lib/setup/pins');
 const { pinOf, wheelDir } = require('./helpers/libtorch');
@@ -311,6 +311,21 @@ print(json.dumps(sorted(n[len('torch/'):] for n in names if not n.endswith('/') 
     await rejectsSetup(run(installed, { force: true, idleTimeoutMs: 500 }), /stopped: no data for 0\.5 s after 65536 bytes.*VIDEOMAE_DOWNLOAD_TIMEOUT/);
     assert.deepEqual(snapshot(installed), before);
     assertNoLeftovers(installed.cache);
+  });
+
+  test('without a mirror, the wheel\'s URL comes from its PEP 503 index page, as pip reads it', async () => {
+    // The real index page of one pinned wheel, as the package index serves it (relative href with #sha256=).
+    const pin = pinOf('cu130').deps.find((w) => w.project === 'nvidia-nvtx');
+    const page = path.join('/opt/pypi-more/simple', pin.project, 'index.html');
+    const html = fs.existsSync(page) ? fs.readFileSync(page, 'utf8')
+      : `<a href="../../files/${pin.file}#sha256=${pin.sha256}">${pin.file}</a>`;
+    routes = { [`/simple/${pin.project}/`]: (req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(html) };
+    const url = await wheelUrl({ ...pin, index: `${base}/simple` }, {}, 5000);
+    assert.equal(url, `${base}/files/${pin.file}`);
+    routes = { [`/simple/${pin.project}/`]: (req, res) => res.writeHead(200).end('<a href="other.whl">other.whl</a>') };
+    await rejectsSetup(wheelUrl({ ...pin, index: `${base}/simple` }, {}, 5000), /does not list nvidia_nvtx-13\.0\.85.*VIDEOMAE_LIBTORCH_MIRROR/);
+    assert.equal(await wheelUrl(pin, { VIDEOMAE_LIBTORCH_MIRROR: 'http://mirror.example/wheels/' }, 5000),
+      `http://mirror.example/wheels/${pin.file}`);
   });
 
   test('HTTP 404 names the URL', async () => {

@@ -124,13 +124,15 @@ function findLibtorchRoot(dir: string): string | undefined {
   return [dir, path.join(dir, 'libtorch'), path.join(dir, 'torch')].find((d) => layoutProblems(d).length === 0);
 }
 
+function notLibtorch(dir: string): VideoMAEError {
+  return fail(`${dir} does not hold libtorch in the official layout: missing ${layoutProblems(dir).join(', ')}. ` +
+    'Expected an unpacked libtorch (lib/, include/ and share/cmake/Torch/), a torch wheel (.whl), a folder of ' +
+    'wheels, or an official libtorch .zip.');
+}
+
 function libtorchRoot(dir: string): string {
   const root = findLibtorchRoot(dir);
-  if (!root) {
-    throw fail(`${dir} does not hold libtorch in the official layout: missing ${layoutProblems(dir).join(', ')}. ` +
-      'Expected an unpacked libtorch (lib/, include/ and share/cmake/Torch/), a torch wheel (.whl), a folder of ' +
-      'wheels, or an official libtorch .zip.');
-  }
+  if (!root) throw notLibtorch(dir);
   return root;
 }
 
@@ -222,8 +224,8 @@ function progressReporter(show: boolean, log: (line: string) => void, label: str
   };
 }
 
-/** The URL of a pinned wheel: `<mirror>/<file>` with VIDEOMAE_LIBTORCH_MIRROR, else from its PEP 503 index. */
-async function wheelUrl(wheel: WheelPin, env: NodeJS.ProcessEnv, idleTimeoutMs: number): Promise<string> {
+/** The URL of a pinned wheel: `<mirror>/<file>` with VIDEOMAE_LIBTORCH_MIRROR, else from its PEP 503 index. Async. */
+export async function wheelUrl(wheel: WheelPin, env: NodeJS.ProcessEnv, idleTimeoutMs: number): Promise<string> {
   const mirror = env.VIDEOMAE_LIBTORCH_MIRROR?.replace(/\/+$/, '');
   if (mirror) return `${mirror}/${encodeURIComponent(wheel.file)}`;
   const page = `${wheel.index}/${wheel.project}/`;
@@ -397,8 +399,7 @@ export async function setup(options: SetupOptions = {}): Promise<SetupResult> {
         note = `${chosen.note}; wheels from ${from}`;
         await fromPin(chosen.pin, from);
       } else {
-        libtorchRoot(from); // throws, naming what is missing
-        throw fail('unreachable');
+        throw notLibtorch(from);
       }
     } else {
       const pin = pins.find((p) => p.torch.file === path.basename(from));
