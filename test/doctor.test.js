@@ -56,7 +56,7 @@ describe('doctor', () => {
 
     const text = doctor(['--model', model], { FFMPEG_PATH: '/nonexistent/ffmpeg' });
     assert.equal(text.status, 0, 'a missing ffmpeg is a warning, not a failure');
-    assert.match(text.stdout, /^ok {3}Addon: (source build|prebuild): /m);
+    assert.match(text.stdout, /^ok {3}Addon: (source build|prebuild) torch\d+\.\d+-[a-z0-9]+: /m);
     assert.match(text.stdout, /^WARN ffmpeg: ffmpeg \(\/nonexistent\/ffmpeg, from FFMPEG_PATH\)[^\n]*not found[^\n]*\n {7}fix: apt-get install ffmpeg/m);
     assert.match(text.stdout, /Classification can work\.\n$/);
   });

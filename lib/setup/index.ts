@@ -3,7 +3,8 @@
 // The libtorch comes from the official torch wheels (lib/setup/pins.ts), every file verified
 // against its pinned sha256:
 //
-//   <cache>/downloads/<wheel>                 while downloading; deleted once unpacked
+//   <cache>/downloads/<wheel>                 while downloading; deleted once installed (kept,
+//                                             verified, when a later step fails, for the next run)
 //   <cache>/tmp/unpack-XXXXXX/                the install being assembled; deleted on any failure
 //   <cache>/libtorch/<version>+<flavor>-<sha256[:12] of the torch wheel>/
 //       torch/{lib,include,share/cmake,version.py}    the wheel's libtorch
@@ -259,10 +260,15 @@ async function fetchWheel(
     return { path: local, record: { file: wheel.file, sha256, from: 'local', location: local, pinned: true }, temporary: false };
   }
   const downloads = path.join(ctx.cache, 'downloads');
+  const dest = path.join(downloads, wheel.file);
+  // A verified download kept by an earlier setup that failed later (another wheel, the disk): reuse it.
+  if (fs.existsSync(dest) && (await sha256File(dest)) === wheel.sha256) {
+    ctx.log(`${ctx.label} Already downloaded: ${dest}`);
+    return { path: dest, record: { file: wheel.file, sha256: wheel.sha256, from: 'download', location: dest, pinned: true }, temporary: true };
+  }
   await fs.promises.mkdir(downloads, { recursive: true });
   await needSpace(downloads, wheel.size, `download ${wheel.file}`);
   const url = await wheelUrl(wheel, ctx.env, ctx.idleTimeoutMs);
-  const dest = path.join(downloads, wheel.file);
   const reporter = progressReporter(ctx.progress, ctx.log, ctx.label);
   try {
     await download(url, dest, { sha256: wheel.sha256, idleTimeoutMs: ctx.idleTimeoutMs, onStart: reporter.onStart, onProgress: reporter.onProgress });
@@ -298,37 +304,35 @@ async function installPin(
   }
   const wheels = [pin.torch, ...pin.deps];
   const got: { path: string; record: SetupFile; temporary: boolean; filter: EntryFilter }[] = [];
-  try {
-    for (const [i, wheel] of wheels.entries()) {
-      const label = `[${i + 1}/${wheels.length}]`;
-      try {
-        const w = await fetchWheel(wheel, localDir, { ...ctx, label });
-        got.push({ ...w, filter: i === 0 ? TORCH_PARTS : NVIDIA_PARTS });
-      } catch (err) {
-        throw ioFailure(err, `getting ${wheel.file}`, ctx.cache);
-      }
-    }
-    let unpacked = 0;
-    for (const w of got) unpacked += await zipUnpackedSize(w.path, w.filter);
-    await needSpace(ctx.cache, unpacked, `unpack libtorch ${pin.version} (${pin.flavor})`);
+  for (const [i, wheel] of wheels.entries()) {
+    const label = `[${i + 1}/${wheels.length}]`;
     try {
-      await assemble(ctx.cache, root, async (staging) => {
-        for (const w of got) {
-          ctx.log(`Unpacking ${w.record.file}`);
-          await extractArchive(w.path, staging, w.filter);
-        }
-        const problems = layoutProblems(path.join(staging, 'torch'));
-        if (problems.length) throw fail(`${pin.torch.file} holds no complete libtorch: missing torch/${problems.join(', torch/')}`);
-        const record = { version: pin.version, flavor: pin.flavor, tag: pin.tag, files: got.map((w) => w.record), installedAt: new Date().toISOString() };
-        await fs.promises.writeFile(path.join(staging, MARKER), `${JSON.stringify(record, null, 2)}\n`);
-      });
+      const w = await fetchWheel(wheel, localDir, { ...ctx, label });
+      got.push({ ...w, filter: i === 0 ? TORCH_PARTS : NVIDIA_PARTS });
     } catch (err) {
-      throw ioFailure(err, `unpacking libtorch ${pin.version} (${pin.flavor})`, ctx.cache);
+      throw ioFailure(err, `getting ${wheel.file}`, ctx.cache);
     }
-    return { root, files: got.map((w) => w.record), source: got.some((w) => w.record.from === 'download') ? 'download' : 'wheel' };
-  } finally {
-    for (const w of got) if (w.temporary) await fs.promises.rm(w.path, { force: true });
   }
+  let unpacked = 0;
+  for (const w of got) unpacked += await zipUnpackedSize(w.path, w.filter);
+  await needSpace(ctx.cache, unpacked, `unpack libtorch ${pin.version} (${pin.flavor})`);
+  try {
+    await assemble(ctx.cache, root, async (staging) => {
+      for (const w of got) {
+        ctx.log(`Unpacking ${w.record.file}`);
+        await extractArchive(w.path, staging, w.filter);
+      }
+      const problems = layoutProblems(path.join(staging, 'torch'));
+      if (problems.length) throw fail(`${pin.torch.file} holds no complete libtorch: missing torch/${problems.join(', torch/')}`);
+      const record = { version: pin.version, flavor: pin.flavor, tag: pin.tag, files: got.map((w) => w.record), installedAt: new Date().toISOString() };
+      await fs.promises.writeFile(path.join(staging, MARKER), `${JSON.stringify(record, null, 2)}\n`);
+    });
+  } catch (err) {
+    throw ioFailure(err, `unpacking libtorch ${pin.version} (${pin.flavor})`, ctx.cache);
+  }
+  // Downloads are deleted once installed; after a failure they stay, verified, for the next run.
+  for (const w of got) if (w.temporary) await fs.promises.rm(w.path, { force: true });
+  return { root, files: got.map((w) => w.record), source: got.some((w) => w.record.from === 'download') ? 'download' : 'wheel' };
 }
 
 /** Installs a wheel or archive that no pin names, checked against --sha256 when given. */
