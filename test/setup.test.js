@@ -343,7 +343,7 @@ print(json.dumps(sorted(n[len('torch/'):] for n in names if not n.endswith('/') 
       // Room for the download but not for the unpacked libtorch.
       spawnSync('mount', ['-o', 'remount,size=300m', p.cache]);
       await rejectsSetup(run(p), /Not enough disk space in .* to unpack libtorch 2\.13\.0/);
-      assert.deepEqual(fs.readdirSync(path.join(p.cache, 'tmp')), [], 'no staging folder');
+      assert.ok(!fs.existsSync(path.join(p.cache, 'tmp')) || fs.readdirSync(path.join(p.cache, 'tmp')).length === 0, 'no staging folder');
       assert.ok(!fs.existsSync(path.join(p.cache, 'libtorch')));
       assert.ok(!fs.existsSync(p.link));
       // The verified download stays for the next run, which needs no second download.
