@@ -418,6 +418,10 @@ export async function setup(options: SetupOptions = {}): Promise<SetupResult> {
       } else {
         const r = await installUnpinned(from, expected, cache, log);
         [dir, source, sha256] = [path.join(r.root, 'torch'), 'archive', r.sha256];
+        if (describeLibtorch(path.join(dir, 'lib'))?.flavor.startsWith('cu')) {
+          log('Note: no pin names this CUDA build, so the nvidia-* libraries it loads were not installed; ' +
+            `unpack its nvidia-* wheels into ${path.join(r.root, 'nvidia')}, or make them reachable through LD_LIBRARY_PATH`);
+        }
         files = [{ file: path.basename(from), sha256: r.sha256, from: 'local', location: from, pinned: false }];
       }
     }
