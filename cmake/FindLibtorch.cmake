@@ -163,6 +163,11 @@ if(APPLE)
 else()
   set(_vmae_origin "\$ORIGIN")
 endif()
-set(VMAE_TORCH_INSTALL_RPATH "${_vmae_origin}/../../libtorch/lib")
+# Prebuilds sit deeper (prebuilds/<flavor>/prebuilds/<platform>-<arch>/): the prebuildify shim
+# (scripts/prebuild-shim.js) passes VMAE_INSTALL_RPATH to point back at the package's ./libtorch.
+if(NOT VMAE_INSTALL_RPATH)
+  set(VMAE_INSTALL_RPATH "${_vmae_origin}/../../libtorch/lib")
+endif()
+set(VMAE_TORCH_INSTALL_RPATH "${VMAE_INSTALL_RPATH}")
 set(VMAE_TORCH_RPATH "${VMAE_TORCH_LIBDIR};${VMAE_TORCH_INSTALL_RPATH}")
 message(STATUS "videomae-node: libtorch from ${VMAE_TORCH_SOURCE}; CUDA: ${VMAE_HAS_CUDA}")

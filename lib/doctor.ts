@@ -11,7 +11,7 @@ import { libtorchTag, native, nativeAttempts, nativeInfo } from './native';
 import { findTorchPython, PYTHON_HELP } from './python';
 import { findLibtorch, majorMinor } from './setup/libtorch';
 import { packageRoot } from './setup/paths';
-import { listPrebuilds } from './setup/prebuilds';
+import { listFlavors } from './setup/prebuilds';
 
 export type CheckStatus = 'ok' | 'info' | 'warn' | 'fail';
 
@@ -66,8 +66,9 @@ function checkAddon(): { check: Check; runtime?: NativeRuntimeInfo } {
     const runtime = native().runtimeInfo();
     const info = nativeInfo()!;
     const what = { env: 'VIDEOMAE_NATIVE_PATH', source: 'source build', prebuild: 'prebuild' }[info.kind];
+    const data = { kind: info.kind, flavor: info.flavor, path: info.path, verified: info.verified, tried: nativeAttempts() };
     return {
-      check: { status: 'ok', summary: `${what}: ${info.path}`, data: { kind: info.kind, path: info.path, tried: nativeAttempts() } },
+      check: { status: 'ok', summary: `${what}${info.flavor ? ` ${info.flavor}` : ''}: ${info.path}`, data },
       runtime,
     };
   } catch (err) {
@@ -83,12 +84,19 @@ function checkAddon(): { check: Check; runtime?: NativeRuntimeInfo } {
 }
 
 function checkLibtorch(runtime: NativeRuntimeInfo | undefined, env: NodeJS.ProcessEnv): Check {
-  const loaded = nativeInfo()?.libtorch;
-  const found = findLibtorch(packageRoot(), env).map(({ source, info }) => ({ source, ...info }));
-  const prebuilds = listPrebuilds(packageRoot()).map((p) => `torch${p.torch}-${p.flavor}`);
-  const data = { loaded, compiledAgainst: runtime?.libtorchVersion, buildSource: runtime?.libtorchSource, found, prebuilds };
+  const info = nativeInfo();
+  const loaded = info?.libtorch;
+  const found = findLibtorch(packageRoot(), env).map(({ source, info: i }) => ({ source, ...i }));
+  const prebuilds = listFlavors(packageRoot()).map((f) => f.tag);
+  const data = {
+    loaded, mapped: info?.mapped, flavor: info?.flavor, compiledAgainst: runtime?.libtorchVersion, buildSource: runtime?.libtorchSource,
+    found, prebuilds,
+  };
   if (runtime) {
     const where = loaded ? ` in ${loaded.libDir}` : '';
+    if ((info?.mapped.length ?? 0) > 1) {
+      return { status: 'fail', summary: `libtorch is mapped from ${info!.mapped.length} folders (${info!.mapped.join(', ')}): a mix`, fix: 'Check LD_PRELOAD and LD_LIBRARY_PATH', data };
+    }
     const summary = `${loaded?.version ?? runtime.libtorchVersion} (${loaded?.flavor ?? (runtime.cudaCompiled ? 'cuda' : 'cpu')})${where}; ` +
       `the addon was built against ${runtime.libtorchVersion}`;
     if (loaded?.version && majorMinor(loaded.version) !== majorMinor(runtime.libtorchVersion)) {
@@ -114,10 +122,24 @@ function checkGpu(runtime: NativeRuntimeInfo | undefined, env: NodeJS.ProcessEnv
   const gpus = smi.ok ? smi.out.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('GPU ')) : [];
   const cudaAvailable = runtime?.cudaAvailable ?? false;
   const data = { gpus, cudaAvailable, cudaCompiled: runtime?.cudaCompiled, cudaDeviceCount: runtime?.cudaDeviceCount ?? 0, nvidiaSmi: smi.error };
-  if (!gpus.length) return { status: 'info', summary: `no NVIDIA GPU visible (nvidia-smi: ${smi.error ?? 'none listed'}); classification runs on the CPU`, data };
+  if (!gpus.length) {
+    const flavor = nativeInfo()?.flavor;
+    if (runtime?.cudaCompiled) {
+      // A CUDA build without a GPU: it works on the CPU, and device: 'cuda' is refused; say why.
+      return {
+        status: 'info',
+        summary: `the addon (${flavor ?? 'CUDA build'}) can use CUDA, but no NVIDIA GPU is visible ` +
+          `(nvidia-smi: ${smi.error ?? 'none listed'}; CUDA devices: ${runtime.cudaDeviceCount}), so device: 'cuda' rejects with ` +
+          "VMAE_DEVICE_UNAVAILABLE and classification runs on the CPU",
+        fix: 'On a machine with an NVIDIA GPU, install its driver (nvidia-smi must list the GPU)',
+        data,
+      };
+    }
+    return { status: 'info', summary: `no NVIDIA GPU visible (nvidia-smi: ${smi.error ?? 'none listed'}); classification runs on the CPU`, data };
+  }
   const list = gpus.join('; ');
   if (cudaAvailable) return { status: 'ok', summary: `${list}; CUDA usable (${runtime!.cudaDeviceCount} device(s))`, data };
-  const flavor = nativeInfo()?.libtorch?.flavor;
+  const flavor = nativeInfo()?.flavor;
   return {
     status: 'warn',
     summary: `${list}; CUDA is not usable from the loaded libtorch (${flavor ?? 'unknown flavor'})`,

@@ -40,8 +40,14 @@ describe('doctor', () => {
     assert.equal(c.addon.status, 'ok');
     assert.ok(['source', 'prebuild'].includes(c.addon.data.kind));
     assert.ok(fs.existsSync(c.addon.data.path));
+    assert.ok(['child', 'cache'].includes(c.addon.data.verified), 'the binary was test-loaded in a child first');
     assert.equal(c.libtorch.status, 'ok');
     assert.match(c.libtorch.data.compiledAgainst, /^\d+\.\d+/);
+    // The flavor names the libtorch that is mapped, and exactly one libtorch folder is.
+    assert.equal(c.libtorch.data.mapped.length, 1);
+    assert.equal(c.libtorch.data.loaded.libDir, c.libtorch.data.mapped[0]);
+    const mm = c.libtorch.data.loaded.version.split('.').slice(0, 2).join('.');
+    assert.equal(c.addon.data.flavor, `torch${mm}-${c.libtorch.data.loaded.flavor}`);
     assert.ok(['info', 'ok', 'warn'].includes(c.gpu.status));
     assert.equal(typeof c.gpu.data.cudaAvailable, 'boolean');
     assert.equal(c.model.status, 'ok');
@@ -50,7 +56,7 @@ describe('doctor', () => {
 
     const text = doctor(['--model', model], { FFMPEG_PATH: '/nonexistent/ffmpeg' });
     assert.equal(text.status, 0, 'a missing ffmpeg is a warning, not a failure');
-    assert.match(text.stdout, /^ok {3}Addon: (source build|prebuild): /m);
+    assert.match(text.stdout, /^ok {3}Addon: (source build|prebuild) torch\d+\.\d+-[a-z0-9]+: /m);
     assert.match(text.stdout, /^WARN ffmpeg: ffmpeg \(\/nonexistent\/ffmpeg, from FFMPEG_PATH\)[^\n]*not found[^\n]*\n {7}fix: apt-get install ffmpeg/m);
     assert.match(text.stdout, /Classification can work\.\n$/);
   });

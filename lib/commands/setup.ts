@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 
 import { libtorchTag } from '../native';
 import { setup } from '../setup';
-import { LIBTORCH_VERSION } from '../setup/pins';
+import { platformPins } from '../setup/pins';
 
 interface SetupFlags {
   cuda: string;
@@ -14,23 +14,26 @@ interface SetupFlags {
 
 /** Adds `videomae setup` to the program. */
 export function register(program: Command): void {
+  const builds = platformPins().map((p) => `${p.version} ${p.flavor}`).join(', ') || 'none on this platform';
   program
     .command('setup')
     .description(
-      `Install libtorch ${LIBTORCH_VERSION} (pinned, checksum-verified) into the user cache and link it as the ` +
-        "package's ./libtorch, where the prebuilt binaries and source builds find it",
+      `Install libtorch from the official torch wheels (pinned and sha256-verified; here: ${builds}) into the ` +
+        "user cache and link it as the package's ./libtorch, where the prebuilt binaries and source builds find it",
     )
-    .option('--cuda <which>', "'auto' (nvidia-smi decides), 'cpu', or a CUDA version such as 12.4", 'auto')
-    .option('--from <path>', 'install offline: a libtorch folder (linked in place) or a .zip/.tar.gz archive')
-    .option('--sha256 <hex>', 'the expected sha256 of the archive (downloaded or --from)')
+    .option('--cuda <which>', "'auto' (nvidia-smi decides), 'cpu', or a CUDA version such as 13.0", 'auto')
+    .option('--from <path>', 'install offline: a torch wheel (.whl; its nvidia-* wheels beside it), a folder of wheels, ' +
+      'a libtorch folder (linked in place), or a libtorch .zip/.tar.gz')
+    .option('--sha256 <hex>', 'the expected sha256 of a --from file that no pin names')
     .option('--link <path>', "where to make the link (default: the package's ./libtorch)")
     .option('--force', 'download and unpack again even when the cache has it')
     .addHelpText(
       'after',
       '\nEnvironment:\n' +
-        '  VIDEOMAE_LIBTORCH_MIRROR   base URL replacing https://download.pytorch.org/libtorch\n' +
+        '  VIDEOMAE_LIBTORCH_MIRROR   a static file server holding the wheels by file name (<mirror>/<wheel>),\n' +
+        '                             instead of the official package indexes\n' +
         '  VIDEOMAE_CACHE_DIR         cache folder (default $XDG_CACHE_HOME/videomae-node or ~/.cache/videomae-node)\n' +
-        '  VIDEOMAE_SETUP_PINS_JSON   {"<flavor>": {"sha256": "...", "path": "..."}} for mirrors with their own archives\n' +
+        '  VIDEOMAE_DOWNLOAD_TIMEOUT  seconds without data before a download fails (default 60)\n' +
         '  HTTPS_PROXY, HTTP_PROXY, NO_PROXY are honored.\n' +
         'See docs/INSTALLING.md.',
     )
@@ -41,7 +44,7 @@ export function register(program: Command): void {
         `libtorch ${r.libtorch.version ?? '(unknown version)'} (${r.libtorch.flavor}) is ready in ${r.dir}\n` +
           `Linked as ${r.link}\n` +
           (r.prebuild
-            ? `The prebuilt binary for ${tag} will use it. Check with: npx videomae doctor\n`
+            ? `The prebuilt ${tag} binary will use it. Check with: npx videomae doctor\n`
             : `This package ships no prebuilt binary for ${tag}; build from source against it with npm run build ` +
               '(CMake looks in ./libtorch), then check with: npx videomae doctor\n'),
       );

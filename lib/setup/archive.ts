@@ -77,13 +77,16 @@ function openEntry(zip: yauzl.ZipFile, entry: yauzl.Entry): Promise<NodeJS.Reada
   return new Promise((resolve, reject) => zip.openReadStream(entry, (err, stream) => (err ? reject(err) : resolve(stream))));
 }
 
-async function extractZip(archive: string, dest: string): Promise<void> {
+/** Picks the entries to unpack by their (already checked) relative path; folders are made as needed. */
+export type EntryFilter = (rel: string) => boolean;
+
+async function extractZip(archive: string, dest: string, filter?: EntryFilter): Promise<void> {
   const zip = await openZip(archive);
   // Links are made last, so no file is ever written through one.
   const links: { at: string; target: string }[] = [];
   const handle = async (entry: yauzl.Entry): Promise<void> => {
     const rel = safeRelative(archive, entry.fileName);
-    if (rel === '.') return;
+    if (rel === '.' || (filter && !filter(rel))) return;
     const at = path.join(dest, rel);
     const mode = (entry.externalFileAttributes >>> 16) & 0o177777;
     const type = mode & 0o170000;
@@ -119,18 +122,35 @@ async function extractZip(archive: string, dest: string): Promise<void> {
   }
 }
 
+/** The unpacked size of a zip's entries that `filter` picks (from its central directory). Async. */
+export async function zipUnpackedSize(archive: string, filter: EntryFilter): Promise<number> {
+  const zip = await openZip(archive);
+  let total = 0;
+  await new Promise<void>((resolve, reject) => {
+    zip.on('error', (err: Error) => reject(refuse(archive, err.message)));
+    zip.on('end', resolve);
+    zip.on('entry', (entry: yauzl.Entry) => {
+      if (filter(entry.fileName)) total += entry.uncompressedSize;
+      zip.readEntry();
+    });
+    zip.readEntry();
+  });
+  return total;
+}
+
 /**
- * Unpacks `archive` (.zip, .tar, .tar.gz) into `dest`, which it creates. Async; rejects with
- * VMAE_SETUP_FAILED for an unsafe or unreadable archive, leaving `dest` for the caller to delete.
+ * Unpacks `archive` (.zip or .whl, .tar, .tar.gz) into `dest`, which it creates; for a zip, only the
+ * entries `filter` picks. Async; rejects with VMAE_SETUP_FAILED for an unsafe or unreadable archive,
+ * leaving `dest` for the caller to delete. Write errors (ENOSPC, EACCES) reject as they are.
  */
-export async function extractArchive(archive: string, dest: string): Promise<void> {
+export async function extractArchive(archive: string, dest: string, filter?: EntryFilter): Promise<void> {
   const kind = archiveKind(archive);
   if (!kind) throw refuse(archive, 'it is neither a zip nor a tar(.gz) archive');
   await fs.promises.mkdir(dest, { recursive: true });
   try {
-    await (kind === 'zip' ? extractZip(archive, dest) : extractTar(archive, dest));
+    await (kind === 'zip' ? extractZip(archive, dest, filter) : extractTar(archive, dest));
   } catch (err) {
-    if (err instanceof VideoMAEError) throw err;
+    if (err instanceof VideoMAEError || (err as NodeJS.ErrnoException).code) throw err;
     throw refuse(archive, (err as Error).message);
   }
 }

@@ -41,6 +41,9 @@ function fail(message: string, cause?: unknown): VideoMAEError {
   return new VideoMAEError('VMAE_SETUP_FAILED', message, cause === undefined ? undefined : { cause });
 }
 
+/** Requests whose connection went idle too long, so a cut-off body can say why. */
+const stalled = new WeakSet<http.ClientRequest>();
+
 /** Sends a GET for `url`, through the proxy the environment names for it, if any. */
 function get(url: URL, idleTimeoutMs: number): Promise<http.IncomingMessage> {
   const headers: http.OutgoingHttpHeaders = { 'user-agent': 'videomae-node', 'accept-encoding': 'identity' };
@@ -60,17 +63,18 @@ function get(url: URL, idleTimeoutMs: number): Promise<http.IncomingMessage> {
     req = (url.protocol === 'https:' ? https : http).request(url, { headers, agent });
   }
   return new Promise((resolve, reject) => {
-    req.setTimeout(idleTimeoutMs, () => req.destroy(new Error(`no data for ${idleTimeoutMs / 1000} s`)));
+    req.setTimeout(idleTimeoutMs, () => {
+      stalled.add(req);
+      req.destroy(new Error(`no data for ${idleTimeoutMs / 1000} s`));
+    });
     req.on('response', resolve);
     req.on('error', reject);
     req.end();
   });
 }
 
-/** Downloads `url` to `dest` (replacing it). Async; rejects with VMAE_SETUP_FAILED. */
-export async function download(url: string, dest: string, options: DownloadOptions = {}): Promise<DownloadResult> {
-  const maxRedirects = options.maxRedirects ?? 5;
-  const idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
+/** GETs `url`, following redirects; resolves with a 200 response and the URL that served it. */
+async function open(url: string, maxRedirects: number, idleTimeoutMs: number): Promise<{ res: http.IncomingMessage; current: URL }> {
   let current = new URL(url);
   let res: http.IncomingMessage;
   for (let hops = 0; ; hops++) {
@@ -85,7 +89,7 @@ export async function download(url: string, dest: string, options: DownloadOptio
     res.resume();
     const location = res.headers.location;
     if (!location) throw fail(`HTTP ${status} without a Location header from ${current.href}`);
-    if (hops >= maxRedirects) throw fail(`Too many redirects (more than ${maxRedirects}) starting at ${url}`);
+    if (hops >= maxRedirects) throw fail(`Too many redirects (more than ${maxRedirects}) starting at ${url}; the server or mirror redirects in a loop`);
     const next = new URL(location, current);
     if (current.protocol === 'https:' && next.protocol !== 'https:') {
       throw fail(`Refusing a redirect from ${current.href} to the insecure ${next.href}`);
@@ -96,6 +100,31 @@ export async function download(url: string, dest: string, options: DownloadOptio
     res.resume();
     throw fail(`HTTP ${res.statusCode}${res.statusMessage ? ` ${res.statusMessage}` : ''} for ${current.href}`);
   }
+  return { res, current };
+}
+
+/** The body of `url` as text (a package index page, capped at 16 MB). Async; rejects with VMAE_SETUP_FAILED. */
+export async function fetchText(url: string, options: Pick<DownloadOptions, 'maxRedirects' | 'idleTimeoutMs'> = {}): Promise<{ text: string; url: string }> {
+  const { res, current } = await open(url, options.maxRedirects ?? 5, options.idleTimeoutMs ?? 60_000);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of res) {
+      size += (chunk as Buffer).length;
+      if (size > 16 << 20) throw new Error('over 16 MB');
+      chunks.push(chunk as Buffer);
+    }
+  } catch (err) {
+    res.destroy();
+    throw fail(`Could not read ${current.href}: ${(err as Error).message}`, err);
+  }
+  return { text: Buffer.concat(chunks).toString('utf8'), url: current.href };
+}
+
+/** Downloads `url` to `dest` (replacing it). Async; rejects with VMAE_SETUP_FAILED. */
+export async function download(url: string, dest: string, options: DownloadOptions = {}): Promise<DownloadResult> {
+  const idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
+  const { res, current } = await open(url, options.maxRedirects ?? 5, idleTimeoutMs);
 
   const header = res.headers['content-length'];
   const total = header !== undefined && /^\d+$/.test(header) ? Number(header) : undefined;
@@ -113,9 +142,12 @@ export async function download(url: string, dest: string, options: DownloadOptio
   const temp = `${dest}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.partial`;
   const truncated = (): VideoMAEError =>
     fail(`Download of ${current.href} was truncated: received ${received} of ${total} bytes. Try again; the partial file was deleted.`);
+  const stopped = (): VideoMAEError =>
+    fail(`Download of ${current.href} stopped: no data for ${idleTimeoutMs / 1000} s after ${received} bytes. The server ` +
+      'or the network hangs; try again later, or raise VIDEOMAE_DOWNLOAD_TIMEOUT (seconds). The partial file was deleted.');
   try {
     await pipeline(res, counter, fs.createWriteStream(temp, { flags: 'wx' }));
-    if (total !== undefined && received !== total) throw truncated();
+    if (total !== undefined && received !== total) throw stalled.has((res as unknown as { req: http.ClientRequest }).req) ? stopped() : truncated();
     const digest = hash.digest('hex');
     if (options.sha256 && digest !== options.sha256.toLowerCase()) {
       throw fail(
@@ -127,7 +159,8 @@ export async function download(url: string, dest: string, options: DownloadOptio
     return { file: dest, bytes: received, sha256: digest, url: current.href };
   } catch (err) {
     await fs.promises.rm(temp, { force: true });
-    if (err instanceof VideoMAEError) throw err;
+    if (err instanceof VideoMAEError || (err as NodeJS.ErrnoException).code === 'ENOSPC') throw err;
+    if (stalled.has((res as unknown as { req: http.ClientRequest }).req)) throw stopped();
     if (total !== undefined && received < total) throw truncated();
     throw fail(`Download of ${current.href} failed after ${received} bytes: ${(err as Error).message}`, err);
   }

@@ -125,11 +125,34 @@ export function findLibtorch(root: string, env: NodeJS.ProcessEnv = process.env)
   return found;
 }
 
+/** libtorch's own libraries, as a process maps them (c10, torch, torch_cpu, torch_cuda, c10_cuda, ...). */
+const MAPPED = /^(\S+\/)(lib(?:c10|torch)(?:_[a-z0-9_]+)?\.so[^\s/]*)\s*$/;
+
+/**
+ * The libtorch libraries mapped into a process, from the text of /proc/<pid>/maps: every file and
+ * every folder they come from (more than one folder means a mix of libtorch builds).
+ */
+export function mappedLibtorch(maps: string): { dirs: string[]; files: string[] } {
+  const files = new Set<string>();
+  for (const line of maps.split('\n')) {
+    const file = line.match(/\s(\/\S+)\s*$/)?.[1];
+    if (file && MAPPED.test(file) && !/libtorch_python/.test(file)) files.add(file);
+  }
+  const list = [...files].sort();
+  return { dirs: [...new Set(list.map((f) => path.dirname(f)))], files: list };
+}
+
 /** The folder of the libtorch mapped into a process, from the text of /proc/<pid>/maps. */
 export function libDirFromMaps(maps: string): string | undefined {
   const file =
     maps.match(/(\/\S*\/libtorch_cpu\.so[^\s/]*)\s*$/m)?.[1] ?? maps.match(/(\/\S*\/libc10\.so[^\s/]*)\s*$/m)?.[1];
   return file ? path.dirname(file) : undefined;
+}
+
+/** The libtorch this process has mapped (Linux only; empty elsewhere or when none). */
+export function loadedLibtorch(): { dirs: string[]; files: string[] } {
+  const maps = read('/proc/self/maps');
+  return maps ? mappedLibtorch(maps) : { dirs: [], files: [] };
 }
 
 /** The folder of the libtorch this process has loaded (Linux only; undefined elsewhere or when none). */
