@@ -1,5 +1,6 @@
 # Finds libtorch and defines the INTERFACE target `vmae_torch`. Order:
-#   1. LIBTORCH or Torch_DIR from the environment (or -DLIBTORCH / -DTorch_DIR)
+#   1. LIBTORCH or Torch_DIR from the environment (or -DLIBTORCH / -DTorch_DIR); LIBTORCH=system
+#      goes straight to 4
 #   2. ./libtorch (filled by `videomae setup`)
 #   3. the libtorch inside the Python torch (torch.utils.cmake_prefix_path)
 #   4. the system's libtorch (Debian's libtorch-dev ships no TorchConfig.cmake)
@@ -59,7 +60,9 @@ endif()
 if(NOT Torch_DIR AND DEFINED ENV{Torch_DIR})
   set(Torch_DIR "$ENV{Torch_DIR}")
 endif()
-if(LIBTORCH)
+if(LIBTORCH STREQUAL "system")
+  set(_vmae_system_only ON)  # skip straight to 4: the Debian flavor of `npm run prebuild:all`
+elseif(LIBTORCH)
   _vmae_try_config("${LIBTORCH}" "LIBTORCH")
   if(NOT VMAE_TORCH_SOURCE)
     message(FATAL_ERROR "LIBTORCH=${LIBTORCH} has no share/cmake/Torch/TorchConfig.cmake")
@@ -71,9 +74,11 @@ elseif(Torch_DIR)
   endif()
 endif()
 
-_vmae_try_config("${CMAKE_SOURCE_DIR}/libtorch" "./libtorch")
+if(NOT _vmae_system_only)
+  _vmae_try_config("${CMAKE_SOURCE_DIR}/libtorch" "./libtorch")
+endif()
 
-if(NOT VMAE_TORCH_SOURCE)
+if(NOT VMAE_TORCH_SOURCE AND NOT _vmae_system_only)
   foreach(py $ENV{VIDEOMAE_PYTHON} python3 /usr/bin/python3)
     execute_process(COMMAND ${py} -c "import torch.utils; print(torch.utils.cmake_prefix_path)"
       OUTPUT_VARIABLE _py_prefix OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET RESULT_VARIABLE _rc)

@@ -94,8 +94,7 @@ function build(t) {
   const env = { ...process.env, VMAE_PREBUILD_BUILD_DIR: buildDir };
   delete env.Torch_DIR;
   if (t.system) {
-    delete env.LIBTORCH;
-    if (fs.existsSync(path.join(root, 'libtorch'))) die(`${path.join(root, 'libtorch')} exists and CMake would take it before the system libtorch; move it away`);
+    env.LIBTORCH = 'system'; // not ./libtorch, nor the torch of VIDEOMAE_PYTHON or python3
   } else {
     env.LIBTORCH = t.dir;
   }
