@@ -69,3 +69,45 @@ test('classifies unseen mp4 clips with >= 95% accuracy and agrees with the Pytho
   assert.ok(accuracy >= 0.95, `accuracy ${accuracy}`);
   assert.ok(agreement >= 0.99, `agreement ${agreement}`);
 });
+
+test('embeddings mean something: held-out clips sit closer (cosine) to their own motion class than to any other', async (t) => {
+  const clf = await VideoClassifier.load();
+  let emb;
+  try {
+    emb = new Array(files.length);
+    let next = 0;
+    const worker = async () => {
+      for (let i = next++; i < files.length; i = next++) emb[i] = await clf.embed(files[i], { normalize: true });
+    };
+    await Promise.all([worker(), worker(), worker(), worker()]);
+  } finally {
+    await clf.dispose();
+  }
+  const cls = files.map((f) => truth[path.basename(f)]);
+  const classes = [...new Set(cls)];
+  const cos = (a, b) => a.reduce((s, v, k) => s + v * b[k], 0); // unit vectors
+  let nnCorrect = 0;
+  let closer = 0;
+  for (let i = 0; i < files.length; i++) {
+    let best = -Infinity;
+    let bestJ = -1;
+    const byClass = new Map(classes.map((c) => [c, []]));
+    for (let j = 0; j < files.length; j++) {
+      if (j === i) continue;
+      const s = cos(emb[i], emb[j]);
+      byClass.get(cls[j]).push(s);
+      if (s > best) [best, bestJ] = [s, j];
+    }
+    if (cls[bestJ] === cls[i]) nnCorrect++;
+    const meanOf = (c) => byClass.get(c).reduce((a, b) => a + b, 0) / byClass.get(c).length;
+    const own = meanOf(cls[i]);
+    if (classes.every((c) => c === cls[i] || meanOf(c) < own)) closer++;
+  }
+  const nn = nnCorrect / files.length;
+  const frac = closer / files.length;
+  t.diagnostic(`${files.length} held-out clips (seed ${SEED}): leave-one-out 1-NN accuracy (cosine) ${(100 * nn).toFixed(1)}% ` +
+    `(${nnCorrect}/${files.length}); closer on average to their own class than to every other class: ` +
+    `${(100 * frac).toFixed(1)}% (${closer}/${files.length})`);
+  assert.ok(nn >= 0.9, `1-NN accuracy ${nn}`);
+  assert.ok(frac >= 0.9, `own-class fraction ${frac}`);
+});

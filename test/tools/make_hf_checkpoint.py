@@ -136,7 +136,7 @@ def make(out_root, name, seed):
         femb, flog = outputs(loaded.double(), kind, x.double())
         result["fromPretrained"] = {"embedding": femb.tolist(),
                                     "logits": None if flog is None else flog.tolist()}
-        result["fromPretrainedQBiasAbsMax"] = max(float(p.abs().max()) for p in qb)
+        result["fromPretrainedQBiasAbsMax"] = max(float(p.detach().abs().max()) for p in qb)
     with open(os.path.join(out_root, name + ".json"), "w") as f:
         json.dump(result, f)
     print("wrote %s (%s, transformers %s)" % (folder, cls.__name__, transformers.__version__))
