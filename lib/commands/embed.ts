@@ -61,7 +61,8 @@ async function run(videos: string[], flags: EmbedFlags): Promise<void> {
   const results: FileResult[] = [];
   const bar = process.stderr.isTTY && videos.length > 1 ? progressBar(videos.length) : undefined;
   try {
-    if (clf.config.embeddingSize === null) await clf.embed(videos[0]); // rejects: re-export the model
+    // A file without an embedding output fails every video the same way: say so once, up front.
+    if (clf.config.embeddingSize === null) await clf.embed(videos[0]);
     for (const file of videos) {
       bar?.update(results.length, { file: path.basename(file) });
       try {
