@@ -29,6 +29,17 @@ before(() => {
 
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
+/** fn over items, four in flight at a time (decoding overlaps inference without exceeding maxQueue). */
+async function mapFour(items, fn) {
+  const out = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < items.length; i = next++) out[i] = await fn(items[i]);
+  };
+  await Promise.all([worker(), worker(), worker(), worker()]);
+  return out;
+}
+
 test('the demo model loads by default and says what it is', async () => {
   const clf = await VideoClassifier.load();
   try {
@@ -45,13 +56,7 @@ test('classifies unseen mp4 clips with >= 95% accuracy and agrees with the Pytho
   const clf = await VideoClassifier.load();
   let node;
   try {
-    // Four videos in flight at a time: decoding overlaps inference without exceeding maxQueue.
-    node = new Array(files.length);
-    let next = 0;
-    const worker = async () => {
-      for (let i = next++; i < files.length; i = next++) node[i] = await clf.classifyVideo(files[i], { topK: 1 });
-    };
-    await Promise.all([worker(), worker(), worker(), worker()]);
+    node = await mapFour(files, (f) => clf.classifyVideo(f, { topK: 1 }));
   } finally {
     await clf.dispose();
   }
@@ -74,12 +79,7 @@ test('embeddings mean something: held-out clips sit closer (cosine) to their own
   const clf = await VideoClassifier.load();
   let emb;
   try {
-    emb = new Array(files.length);
-    let next = 0;
-    const worker = async () => {
-      for (let i = next++; i < files.length; i = next++) emb[i] = await clf.embed(files[i], { normalize: true });
-    };
-    await Promise.all([worker(), worker(), worker(), worker()]);
+    emb = await mapFour(files, (f) => clf.embed(f, { normalize: true }));
   } finally {
     await clf.dispose();
   }

@@ -1,14 +1,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 
 import { VideoClassifier, type ModelDtype } from '../classifier';
 import { requireDefaultModel } from '../default-model';
 import { invalid, VideoMAEError } from '../errors';
 import { resolveSampling } from '../video/sampling';
-import { integer } from './classify';
+import { progressBar, videoOptions } from './classify';
 
 interface EmbedFlags {
   model?: string;
@@ -27,17 +26,9 @@ type FileResult = { file: string; embedding: Float32Array } | { file: string; er
 
 /** Adds `videomae embed` to the program. */
 export function register(program: Command): void {
-  program
+  videoOptions(program
     .command('embed')
-    .description('Embed video files: one vector per file, the mean over its clips x crops views (for search, deduplication, clustering)')
-    .argument('<video...>', 'video files')
-    .option('-m, --model <file>', 'model file from `videomae export` (default: the bundled demo model)')
-    .option('--device <device>', "'cpu', 'cuda' or 'cuda:N'", 'cpu')
-    .option('--dtype <dtype>', "'float32', 'float16' or 'bfloat16'", 'float32')
-    .option('--clips <n>', 'temporal clips per video, averaged (default 1)', integer)
-    .option('--crops <n>', 'spatial crops per clip along the long side, averaged (default 1)', integer)
-    .option('--sample-rate <n>', 'take every n-th decoded frame (default 4)', integer)
-    .option('--threads <n>', 'intra-op threads (default: all cores)', integer)
+    .description('Embed video files: one vector per file, the mean over its clips x crops views (for search, deduplication, clustering)'))
     .option('--normalize', 'scale each vector to unit length (dot product = cosine similarity)')
     .option('--json', 'print a JSON array, one { file, embedding } (or { file, error }) per file')
     .option('--npy <file>', 'write a float32 [N, D] .npy array, one row per embedded file, and a sidecar <file minus .npy>.json listing the files in row order')
@@ -59,7 +50,7 @@ async function run(videos: string[], flags: EmbedFlags): Promise<void> {
   const modelFile = flags.model ?? requireDefaultModel();
   const clf = await VideoClassifier.load(modelFile, { device: flags.device, dtype: flags.dtype, threads: flags.threads });
   const results: FileResult[] = [];
-  const bar = process.stderr.isTTY && videos.length > 1 ? progressBar(videos.length) : undefined;
+  const bar = process.stderr.isTTY && videos.length > 1 ? progressBar(videos.length, 'embedding') : undefined;
   try {
     // A file without an embedding output fails every video the same way: say so once, up front.
     if (clf.config.embeddingSize === null) await clf.embed(videos[0]);
@@ -123,13 +114,6 @@ export function writeNpy(file: string, rows: readonly Float32Array[], width: num
   const tmp = `${file}.tmp-${process.pid}`;
   fs.writeFileSync(tmp, out);
   fs.renameSync(tmp, file);
-}
-
-function progressBar(total: number): SingleBar {
-  const bar = new SingleBar({ format: 'embedding [{bar}] {value}/{total} {file}', stream: process.stderr,
-    clearOnComplete: true, hideCursor: true }, Presets.shades_classic);
-  bar.start(total, 0, { file: '' });
-  return bar;
 }
 
 function print(r: FileResult): void {
