@@ -9,14 +9,45 @@ add_library(vmae_torch INTERFACE)
 set(VMAE_HAS_CUDA OFF)
 set(_tried "")
 
+# A CUDA libtorch's config runs the old FindCUDA module, which needs the toolkit's root and the
+# NVRTC library. Pip's CUDA torch keeps NVRTC in the nvidia-* wheels beside it (site-packages/nvidia/
+# cu13/lib), not in the toolkit: point at those unless the user already set them.
+macro(_vmae_cuda_hints prefix)
+  if(EXISTS "${prefix}/lib/libtorch_cuda.so")
+    if(NOT CUDA_TOOLKIT_ROOT_DIR AND EXISTS /usr/local/cuda)
+      set(CUDA_TOOLKIT_ROOT_DIR /usr/local/cuda CACHE PATH "CUDA toolkit (FindCUDA)")
+    endif()
+    if(NOT CUDA_nvrtc_LIBRARY)
+      file(GLOB _nvrtc "${prefix}/../nvidia/cu*/lib/libnvrtc.so.*" "${prefix}/../nvidia/cuda_nvrtc/lib/libnvrtc.so.*"
+        "${prefix}/lib/libnvrtc.so*" "${CUDA_TOOLKIT_ROOT_DIR}/lib64/libnvrtc.so")
+      list(FILTER _nvrtc EXCLUDE REGEX "builtins|alt")
+      if(_nvrtc)
+        list(GET _nvrtc 0 _nvrtc)
+        set(CUDA_nvrtc_LIBRARY "${_nvrtc}" CACHE FILEPATH "NVRTC (FindCUDA)")
+      endif()
+    endif()
+  endif()
+endmacro()
+
 # A macro, not a function: find_package's TORCH_* variables must land in this scope.
 macro(_vmae_try_config prefix source)
   if(NOT VMAE_TORCH_SOURCE)
     list(APPEND _tried "${source}: ${prefix}")
     if(EXISTS "${prefix}")
+      # TorchConfig finds libtorch.so with find_library(... PATHS <prefix>/lib), and PATHS come after
+      # the system folders: with Debian's libtorch-dev installed it would link that one instead.
+      # CMAKE_PREFIX_PATH is searched before the system, so the chosen prefix goes first there.
+      set(_root "${prefix}")
+      if(EXISTS "${prefix}/TorchConfig.cmake")  # Torch_DIR: <root>/share/cmake/Torch
+        get_filename_component(_root "${prefix}/../../.." ABSOLUTE)
+      endif()
+      list(PREPEND CMAKE_PREFIX_PATH "${_root}")
+      _vmae_cuda_hints("${_root}")
       find_package(Torch CONFIG QUIET PATHS "${prefix}" "${prefix}/share/cmake/Torch" NO_DEFAULT_PATH)
       if(Torch_FOUND)
         set(VMAE_TORCH_SOURCE "${source} (${prefix})")
+      else()
+        list(REMOVE_AT CMAKE_PREFIX_PATH 0)
       endif()
     endif()
   endif()
@@ -59,11 +90,34 @@ if(VMAE_TORCH_SOURCE)
     separate_arguments(_flags UNIX_COMMAND "${TORCH_CXX_FLAGS}")
     target_compile_options(vmae_torch INTERFACE ${_flags})
   endif()
-  get_target_property(_c10_loc c10 IMPORTED_LOCATION)
-  get_filename_component(VMAE_TORCH_LIBDIR "${_c10_loc}" DIRECTORY)
+  set(VMAE_TORCH_LIBDIR "${TORCH_INSTALL_PREFIX}/lib")
   if(TARGET c10_cuda)
     set(VMAE_HAS_CUDA ON)
   endif()
+  # Only the chosen libtorch may be linked: every torch library the config resolved must live in its
+  # lib folder (a stale CMakeCache or a system libtorch would otherwise mix 2.x headers with 1.13
+  # libraries, and the process aborts on load).
+  file(REAL_PATH "${VMAE_TORCH_LIBDIR}" _want)
+  set(_linked ${TORCH_LIBRARY} ${C10_CUDA_LIBRARY} ${CAFFE2_NVRTC_LIBRARY})
+  foreach(t c10 torch_cpu torch_cuda c10_cuda)
+    if(TARGET ${t})
+      foreach(prop IMPORTED_LOCATION IMPORTED_LOCATION_RELEASE IMPORTED_LOCATION_NOCONFIG)
+        get_target_property(_loc ${t} ${prop})
+        list(APPEND _linked "${_loc}")
+      endforeach()
+    endif()
+  endforeach()
+  foreach(lib IN LISTS _linked)
+    if(lib AND EXISTS "${lib}")
+      file(REAL_PATH "${lib}" _real)
+      get_filename_component(_dir "${_real}" DIRECTORY)
+      if(NOT _dir STREQUAL _want)
+        message(FATAL_ERROR "videomae-node: libtorch was chosen from ${VMAE_TORCH_SOURCE}, but ${lib} "
+          "comes from another libtorch (${_dir}). Delete the build folder (a stale CMakeCache.txt keeps "
+          "old library paths) and configure again.")
+      endif()
+    endif()
+  endforeach()
 else()
   # 4. The system's libtorch: find headers and libraries directly.
   list(APPEND _tried "system libtorch (torch/script.h and libtorch.so on the default paths)")

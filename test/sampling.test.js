@@ -6,7 +6,7 @@ const path = require('node:path');
 const { test, before } = require('node:test');
 
 const { sampleIndices, readVideoClips } = require('../lib');
-const { averageViews } = require('../lib/sampling');
+const { averageViews } = require('../lib/video/sampling');
 const { tmpDir, encodeFrames, indexFrames, frameIndex, decodeAll, pick, packetCount, ffmpeg } = require('./helpers/video');
 
 /**
@@ -123,7 +123,7 @@ test('a 20-frame video, shorter than one clip, is padded with its last sampled f
 test('decoding passes on only the selected frames, counts all of them, and enforces maxFrames on that count', async () => {
   // lib/ffmpeg.ts directly: ffprobe's packet count normally rejects a long video before decoding,
   // so the decode-time bound is only reached when the count comes out higher than announced.
-  const { decodeFrames } = require('../lib/ffmpeg');
+  const { decodeFrames } = require('../lib/video/ffmpeg');
   const file = indexVideo('select64.mkv', 64);
   const signal = new AbortController().signal;
   const seen = [];

@@ -44,7 +44,7 @@ stage_build() {
   local prefix
   prefix=$($PY -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')
   cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_PREFIX_PATH="$prefix" -DTorch_DIR="$prefix/Torch" \
+    -DTorch_DIR="$prefix/Torch" \
     -DCMAKE_JS_INC="$ROOT/.gpu/node-api-headers/include" \
     -DVMAE_NODE_ADDON_API_DIR="$ROOT/.gpu/node_modules/node-addon-api" 2>&1 | tee "$OUT/cmake-configure.log" | tail -5
   grep -q "CUDA: ON" "$OUT/cmake-configure.log" || log "WARNING: CMake found no CUDA in this libtorch"

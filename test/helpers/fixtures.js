@@ -35,7 +35,8 @@ function python(args, options = {}) {
  * Returns { checkpoint, model }.
  */
 function makeModel(args = [], exportArgs = []) {
-  const key = crypto.createHash('sha256').update(JSON.stringify([args, exportArgs, toolsHash()])).digest('hex').slice(0, 16);
+  // The Python is part of the key: a .pt exported by torch 2.x need not load in libtorch 1.13.
+  const key = crypto.createHash('sha256').update(JSON.stringify([args, exportArgs, toolsHash(), PYTHON])).digest('hex').slice(0, 16);
   const dir = path.join(CACHE, key);
   const checkpoint = path.join(dir, 'checkpoint');
   const model = path.join(dir, 'model.pt');
