@@ -7,7 +7,7 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 
-const { CACHE, ROOT, python } = require('./fixtures');
+const { CACHE, PYTHON, ROOT, python } = require('./fixtures');
 
 /** The Python with transformers, or undefined. */
 const HF_PYTHON = process.env.VIDEOMAE_HF_PYTHON || undefined;
@@ -34,7 +34,8 @@ function hfPython(args) {
  * default PYTHON (test/helpers/fixtures.js).
  */
 function hfModels() {
-  const h = crypto.createHash('sha256').update(JSON.stringify(VARIANTS));
+  // both Pythons are part of the key: the exports are made by PYTHON (see fixtures.js)
+  const h = crypto.createHash('sha256').update(JSON.stringify([VARIANTS, PYTHON, HF_PYTHON]));
   for (const t of TOOLS) h.update(fs.readFileSync(path.join(ROOT, t)));
   const dir = path.join(CACHE, `hf-${h.digest('hex').slice(0, 16)}`);
   if (!fs.existsSync(path.join(dir, 'done'))) {
