@@ -35,13 +35,18 @@ async function rejectsWith(promise, code, re) {
   });
 }
 
-/** { logits: Float64Array | null, embedding: Float64Array } from test/tools/reference.py. */
-function reference(checkpoint, input, shape) {
+/**
+ * The embeddings [B*D] test/tools/reference.py computes for `input` (float32, `shape`) with each
+ * checkpoint, in one Python process.
+ */
+function referenceEmbeddings(checkpoints, input, shape) {
   const inFile = path.join(dir, 'x.f32');
   fs.writeFileSync(inFile, Buffer.from(input.buffer, input.byteOffset, input.byteLength));
-  const out = JSON.parse(python(['test/tools/reference.py', '--checkpoint', checkpoint, '--input', inFile,
-    '--shape', shape.join(','), '--json'], { maxBuffer: 1 << 26 }));
-  return { logits: out.logits && Float64Array.from(out.logits.flat()), embedding: Float64Array.from(out.embedding.flat()) };
+  const out = JSON.parse(python(['-c', 'import json, sys; import numpy as np; sys.path.insert(0, "test/tools"); import reference\n' +
+    'x = np.fromfile(sys.argv[1], "<f4").reshape([int(s) for s in sys.argv[2].split(",")])\n' +
+    'print(json.dumps([reference.forward_all(reference.load_reference(c), x)[1].tolist() for c in sys.argv[3:]]))',
+  inFile, shape.join(','), ...checkpoints], { maxBuffer: 1 << 26 }));
+  return out.map((e) => Float64Array.from(e.flat()));
 }
 
 function norm(v) {
@@ -120,10 +125,11 @@ test('embed() equals the float64 reference for classification and encoder-only c
   };
   const x = randomFloats(3 * 4 * 3 * 32 * 32, 11);
   const report = [];
-  for (const [name, args] of Object.entries(cases)) {
-    const { checkpoint, model } = makeModel(['--seed', '21', '--weight-std', '0.2', '--preprocessor', ...args]);
-    const want = reference(checkpoint, x, [3, ...CLIP]);
-    const clf = await VideoClassifier.load(model, { threads: 1, maxBatchSize: 4 });
+  const models = Object.values(cases).map((args) => makeModel(['--seed', '21', '--weight-std', '0.2', '--preprocessor', ...args]));
+  const wants = referenceEmbeddings(models.map((m) => m.checkpoint), x, [3, ...CLIP]);
+  for (const [k, name] of Object.keys(cases).entries()) {
+    const want = { embedding: wants[k] };
+    const clf = await VideoClassifier.load(models[k].model, { threads: 1, maxBatchSize: 4 });
     try {
       const rows = await clf.embedBatch(Tensor.fromBuffer(x, [3, ...CLIP]));
       const d = maxAbsDiff(rows.flatMap((r) => [...r]), want.embedding);

@@ -41,9 +41,11 @@ function hfModels() {
   if (!fs.existsSync(path.join(dir, 'done'))) {
     fs.rmSync(dir, { recursive: true, force: true });
     hfPython(['test/tools/make_hf_checkpoint.py', '--out', dir, ...VARIANTS]);
-    for (const v of VARIANTS) {
-      python(['scripts/export_videomae.py', '--checkpoint', path.join(dir, v), '--output', path.join(dir, `${v}.pt`)]);
-    }
+    // the exporter's main() once per variant, in one process (one torch import)
+    python(['-c', 'import sys; sys.path.insert(0, "scripts"); import export_videomae as e\n' +
+      'for v in sys.argv[2:]:\n' +
+      '    if e.main(["--checkpoint", sys.argv[1] + "/" + v, "--output", sys.argv[1] + "/" + v + ".pt"]): sys.exit(1)',
+    dir, ...VARIANTS]);
     fs.writeFileSync(path.join(dir, 'done'), '');
   }
   const variants = {};
