@@ -48,18 +48,33 @@ export interface NativePreprocessParams {
 
 export type NativeBuffer = ArrayBufferView | ArrayBuffer;
 
+/** Both outputs of one forward, rows in input order (clip-major for forwardFrames). */
+export interface NativeOutputs {
+  /** logits [B*L]; L is 0 for an encoder-only model. */
+  logits: Float32Array;
+  /** embedding [B*D]; null for a file exported before embeddings (videomae-node/1, logits only). */
+  embedding: Float32Array | null;
+}
+
+/** The output widths a warm-up forward saw. */
+export interface NativeWarmup {
+  labels: number;
+  /** null: the model returns logits only. */
+  embeddingSize: number | null;
+}
+
 /** One model on its own inference thread. `id` names a request for cancel(). */
 export declare class NativeClassifier {
   constructor(options?: NativeThreadOptions);
   /** Async. Reads, loads and casts the model. */
   load(id: number, path: string, options: NativeLoadOptions): Promise<NativeModelInfo>;
-  /** Async. A forward on zeros of `shape`; resolves with the model's output width. */
-  warmup(id: number, shape: number[]): Promise<number>;
-  /** Async. Copies `data` (pixel_values [B,T,C,H,W]) at call time; resolves with logits [B*L]. */
-  forward(id: number, data: NativeBuffer, dtype: NativeTensorDtype, shape: number[]): Promise<Float32Array>;
-  /** Async. uint8 frames [K*T,H,W,3] -> preprocess with `crops` crops -> logits [K*crops*L], clip-major. */
+  /** Async. A forward on zeros of `shape`; resolves with the model's output widths. */
+  warmup(id: number, shape: number[]): Promise<NativeWarmup>;
+  /** Async. Copies `data` (pixel_values [B,T,C,H,W]) at call time; resolves with both outputs of one forward. */
+  forward(id: number, data: NativeBuffer, dtype: NativeTensorDtype, shape: number[]): Promise<NativeOutputs>;
+  /** Async. uint8 frames [K*T,H,W,3] -> preprocess with `crops` crops -> one forward, rows clip-major. */
   forwardFrames(id: number, frames: NativeBuffer, shape: number[], params: NativePreprocessParams,
-    numFrames: number, crops: number): Promise<Float32Array>;
+    numFrames: number, crops: number): Promise<NativeOutputs>;
   /** Async. uint8 frames [N,H,W,3] -> float32 pixel values [crops*N*3*S*S]. */
   preprocess(id: number, frames: NativeBuffer, shape: number[], params: NativePreprocessParams,
     crops: number): Promise<Float32Array>;

@@ -2,15 +2,18 @@ import * as os from 'node:os';
 
 import type { NativeClassifier, NativeModelDtype } from '../binding';
 import { classification, type Classification } from './classification';
+import { finishEmbedding, resolveNormalize, type EmbedOptions } from './embedding';
 import { expected, invalid, nativeCall, VideoMAEError } from './errors';
 import { parseMetadata, type ModelConfig, type ModelDescription } from './metadata';
 import { requireDefaultModel } from './default-model';
 import { native } from './native';
 import { RequestTracker, requestId, type RequestOptions } from './requests';
 import { Tensor } from './tensor';
-import { classifyRaw, preprocessRaw, type ModelOps, type PreprocessOptions, type RawVideo } from './video/frames';
-import { classifyVideoWith, type ClassifyVideoOptions, type VideoClassification } from './video/clips';
-import type { VideoInput } from './video/video-input';
+import { classifyRaw, embedRaw, preprocessRaw, type ModelOps, type PreprocessOptions, type RawVideo } from './video/frames';
+import {
+  classifyVideoWith, embedVideoWith, type ClassifyVideoOptions, type EmbedVideoOptions, type VideoClassification,
+} from './video/clips';
+import { isVideoInput, type VideoInput } from './video/video-input';
 import { classifyStreamWith, type StreamInput, type StreamOptions, type StreamResult } from './video/stream';
 import { FrameStream, type FrameStreamOptions } from './video/stream-source';
 
@@ -136,9 +139,9 @@ export class VideoClassifier {
     this.requests.admit(); // shed load before validating and copying the input
     const topK = this.topK(options);
     const shape = this.checkPixelValues(input, false);
-    const logits = await this.requests.run(options, (id) =>
+    const out = await this.requests.run(options, (id) =>
       this.nativeClassifier.forward(id, input.data, input.dtype, shape));
-    return classification(logits, this.config.labels, topK);
+    return classification(out.logits, this.config.labels, topK);
   }
 
   /** Classifies a batch of clips, [B,T,C,H,W]; one Classification per clip, in order. */
@@ -146,9 +149,47 @@ export class VideoClassifier {
     this.requests.admit(); // shed load before validating and copying the input
     const topK = this.topK(options);
     const shape = this.checkPixelValues(input, true);
-    const logits = await this.requests.run(options, (id) =>
+    const out = await this.requests.run(options, (id) =>
       this.nativeClassifier.forward(id, input.data, input.dtype, shape));
-    return this.split(logits, shape[0]).map((row) => classification(row, this.config.labels, topK));
+    return this.split(out.logits, shape[0], this.config.numLabels).map((row) => classification(row, this.config.labels, topK));
+  }
+
+  /**
+   * The embedding of one clip or video, a Float32Array of config.embeddingSize values: the pooled
+   * features the classifier takes (an encoder-only model: the mean of the last hidden states), as
+   * transformers computes them. It comes from the same single forward as the logits. `input` is
+   *  - a Tensor of pixel_values [T,C,H,W] or [1,T,C,H,W], already preprocessed;
+   *  - raw rgb24 frames (RawVideo): exactly numFrames frames, center crop;
+   *  - a video (path, Buffer or Readable), decoded and sampled as classifyVideo does: the
+   *    embedding is the mean over its clips x crops views.
+   * normalize: true scales it to unit length (a dot product is then the cosine similarity).
+   * Rejects with VMAE_INVALID_INPUT for a model file exported before embeddings (re-export it).
+   */
+  async embed(input: Tensor | RawVideo | VideoInput, options: EmbedVideoOptions = {}): Promise<Float32Array> {
+    if (this.disposing) throw new VideoMAEError('VMAE_DISPOSED', 'The classifier has been disposed');
+    this.requests.admit(); // shed load before validating, copying or decoding the input
+    const normalize = this.embedOptions(options);
+    if (input instanceof Tensor) {
+      this.videoOnly(options, 'a Tensor');
+      const shape = this.checkPixelValues(input, false);
+      const out = await this.requests.run(options, (id) => this.nativeClassifier.forward(id, input.data, input.dtype, shape));
+      return finishEmbedding(out.embedding!, normalize);
+    }
+    if (isVideoInput(input)) return embedVideoWith(this.videoOps(), input, options, normalize);
+    if (input === null || typeof input !== 'object') {
+      throw expected('a Tensor, raw frames ({ data, frames, height, width }) or a video (path, Buffer or Readable)', 'input', input);
+    }
+    this.videoOnly(options, 'raw frames');
+    return embedRaw(this.videoOps(), input, options, normalize);
+  }
+
+  /** The embeddings of a batch of clips, pixel_values [B,T,C,H,W]: one Float32Array per clip, in order. */
+  async embedBatch(input: Tensor, options: EmbedOptions = {}): Promise<Float32Array[]> {
+    this.requests.admit();
+    const normalize = this.embedOptions(options);
+    const shape = this.checkPixelValues(input, true);
+    const out = await this.requests.run(options, (id) => this.nativeClassifier.forward(id, input.data, input.dtype, shape));
+    return this.split(out.embedding!, shape[0], this.config.embeddingSize!).map((row) => finishEmbedding(row, normalize));
   }
 
   /**
@@ -223,14 +264,33 @@ export class VideoClassifier {
     };
   }
 
-  /** @internal Splits flat logits into `rows` rows. */
-  protected split(logits: Float32Array, rows: number): Float32Array[] {
-    const n = this.config.numLabels;
-    return Array.from({ length: rows }, (_, i) => logits.slice(i * n, (i + 1) * n));
+  /** @internal Splits a flat [rows, n] output into rows. */
+  protected split(flat: Float32Array, rows: number, n: number): Float32Array[] {
+    return Array.from({ length: rows }, (_, i) => flat.slice(i * n, (i + 1) * n));
+  }
+
+  /** @internal Validates embed options; rejects models without an embedding output. */
+  protected embedOptions(options: EmbedOptions): boolean {
+    const normalize = resolveNormalize(options);
+    if (this.config.embeddingSize === null) {
+      throw invalid(`Model file '${this.path}' has no embedding output: it was exported before embeddings ` +
+        '(videomae-node/1, logits only). Re-export its checkpoint with `videomae export` (scripts/export_videomae.py) to embed');
+    }
+    return normalize;
+  }
+
+  /** @internal Sampling and limits options only make sense for a video. */
+  protected videoOnly(options: EmbedVideoOptions, what: string): void {
+    for (const key of ['clips', 'crops', 'sampleRate', 'limits'] as const) {
+      if (options[key] !== undefined) throw invalid(`${key} applies to video inputs (a path, Buffer or Readable), not to ${what}`);
+    }
   }
 
   /** @internal */
   protected topK(options: ClassifyOptions): number {
+    if (this.config.numLabels === 0) {
+      throw invalid(`This model has no classification head (an encoder-only export of '${this.path}'); use embed()`);
+    }
     if (options === null || typeof options !== 'object') throw expected('an options object', 'options', options);
     const n = this.config.numLabels;
     const k = options.topK ?? Math.min(5, n);
@@ -278,7 +338,7 @@ export async function loadInto<T extends VideoClassifier>(
     const { config, description } = parseMetadata(info.metadata, path);
     const buckets = BATCH_SIZES.filter((b) => b <= o.maxBatchSize);
     for (const b of buckets) {
-      const labels = await nativeCall(() =>
+      const widths = await nativeCall(() =>
         nc.warmup(requestId(), [b, config.numFrames, config.numChannels, config.imageSize, config.imageSize]))
         .catch((err: VideoMAEError) => {
           // The warm-up forward is part of loading: a model whose forward fails on zeros (or returns
@@ -286,9 +346,14 @@ export async function loadInto<T extends VideoClassifier>(
           if (err.code !== 'VMAE_RUNTIME') throw err;
           throw new VideoMAEError('VMAE_MODEL_LOAD_FAILED', `Model file '${path}' failed its warm-up forward: ${err.message}`, { cause: err });
         });
-      if (labels !== config.numLabels) {
+      if (widths.labels !== config.numLabels) {
         throw new VideoMAEError('VMAE_MODEL_LOAD_FAILED',
-          `Model file '${path}' outputs ${labels} logits but its metadata lists ${config.numLabels} labels`);
+          `Model file '${path}' outputs ${widths.labels} logits but its metadata lists ${config.numLabels} labels`);
+      }
+      if (widths.embeddingSize !== config.embeddingSize) {
+        const got = widths.embeddingSize === null ? 'no embedding' : `an embedding of ${widths.embeddingSize} values`;
+        const want = config.embeddingSize === null ? 'none (videomae-node/1)' : `embeddingSize ${config.embeddingSize}`;
+        throw new VideoMAEError('VMAE_MODEL_LOAD_FAILED', `Model file '${path}' outputs ${got} but its metadata says ${want}`);
       }
     }
     const Ctor = cls as unknown as new (nc: NativeClassifier, init: object) => T;

@@ -4,6 +4,7 @@ import { Command } from 'commander';
 
 import * as classify from './commands/classify';
 import * as doctor from './commands/doctor';
+import * as embed from './commands/embed';
 import * as enqueue from './commands/enqueue';
 import * as exportCmd from './commands/export';
 import * as info from './commands/info';
@@ -14,11 +15,11 @@ import * as worker from './commands/worker';
 const { version } = require('../package.json') as { version: string };
 
 const program = new Command('videomae')
-  .description('VideoMAE video classification for Node.js, through libtorch')
+  .description('VideoMAE video classification and embeddings for Node.js, through libtorch')
   .version(version)
   .showHelpAfterError();
 
-for (const command of [classify, watch, exportCmd, info, setup, doctor, worker, enqueue]) command.register(program);
+for (const command of [classify, embed, watch, exportCmd, info, setup, doctor, worker, enqueue]) command.register(program);
 
 program.parseAsync(process.argv).catch((err: Error & { code?: string }) => {
   process.stderr.write(`videomae: ${err.code ? `[${err.code}] ` : ''}${err.message}\n`);

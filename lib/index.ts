@@ -1,6 +1,8 @@
 export { VideoClassifier } from './classifier';
 export type { LoadOptions, ClassifyOptions, ModelDtype, Optimizations } from './classifier';
 export type { Classification, Prediction } from './classification';
+export { cosineSimilarity } from './embedding';
+export type { EmbedOptions } from './embedding';
 export { VideoMAEError } from './errors';
 export type { ErrorCode } from './errors';
 export type { ModelConfig, ModelDescription, Preprocessing } from './metadata';
@@ -10,7 +12,9 @@ export type { DType } from './tensor';
 export { runtimeInfo } from './runtime';
 export type { RawVideo, PreprocessOptions } from './video/frames';
 export { readVideoClips } from './video/clips';
-export type { ClassifyVideoOptions, VideoClassification, VideoTimings, ReadClipsOptions, VideoClips } from './video/clips';
+export type {
+  ClassifyVideoOptions, EmbedVideoOptions, VideoClassification, VideoTimings, ReadClipsOptions, VideoClips,
+} from './video/clips';
 export type { VideoInput } from './video/video-input';
 export type { VideoLimits } from './video/limits';
 export { DEFAULT_LIMITS } from './video/limits';

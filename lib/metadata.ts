@@ -21,8 +21,14 @@ export interface ModelConfig {
   hiddenSize: number;
   numLayers: number;
   numHeads: number;
+  /** 0 for an encoder-only model (a VideoMAEModel checkpoint): it has no labels and only embeds. */
   numLabels: number;
   labels: string[];
+  /**
+   * The length of embed()'s vectors (the hidden size), or null for a file exported before
+   * embeddings existed (logits only): re-export it to embed.
+   */
+  embeddingSize: number | null;
   preprocessing: Preprocessing;
 }
 
@@ -37,10 +43,12 @@ export interface ModelDescription {
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
 
 const Schema = z.object({
-  format: z.literal('videomae-node/1'),
+  // 1: forward returns the logits; 2: (logits, embedding), with `outputs` and config.embeddingSize
+  format: z.enum(['videomae-node/1', 'videomae-node/2']),
   name: z.string().max(200),
   description: z.string().max(2000),
   torchVersion: z.string().max(64),
+  outputs: z.tuple([z.literal('logits'), z.literal('embedding')]).optional(),
   config: z.object({
     numFrames: int(1, 256),
     imageSize: int(1, 2048),
@@ -50,7 +58,8 @@ const Schema = z.object({
     hiddenSize: int(1, 16384),
     numLayers: int(1, 256),
     numHeads: int(1, 256),
-    numLabels: int(1, 100000),
+    numLabels: int(0, 100000),
+    embeddingSize: int(1, 16384).optional(),
   }).passthrough(),
   labels: z.array(z.string().max(500)),
   preprocessing: z.object({
@@ -82,6 +91,11 @@ export function parseMetadata(json: string, path: string): { config: ModelConfig
   }
   const m = parsed.data;
   const c = m.config;
+  const v2 = m.format === 'videomae-node/2';
+  if (v2 && (m.outputs === undefined || c.embeddingSize === undefined)) {
+    throw fail('a videomae-node/2 file needs outputs ["logits", "embedding"] and config.embeddingSize');
+  }
+  if (!v2 && c.numLabels < 1) throw fail('config.numLabels: must be at least 1 in a videomae-node/1 file');
   if (m.labels.length !== c.numLabels) throw fail(`${m.labels.length} labels for numLabels ${c.numLabels}`);
   if (c.imageSize % c.patchSize !== 0) throw fail(`imageSize ${c.imageSize} is not a multiple of patchSize ${c.patchSize}`);
   if (c.numFrames % c.tubeletSize !== 0) throw fail(`numFrames ${c.numFrames} is not a multiple of tubeletSize ${c.tubeletSize}`);
@@ -104,6 +118,7 @@ export function parseMetadata(json: string, path: string): { config: ModelConfig
       numHeads: c.numHeads,
       numLabels: c.numLabels,
       labels: [...m.labels],
+      embeddingSize: v2 ? c.embeddingSize! : null,
       preprocessing: { ...m.preprocessing, mean: [...m.preprocessing.mean], std: [...m.preprocessing.std] },
     },
     description: { name: m.name, description: m.description, torchVersion: m.torchVersion },

@@ -6,8 +6,8 @@ onnxruntime-node comparison.
 
 The ONNX graph is produced from the very module in the .pt (torch.onnx.export on the loaded
 ScriptModule), so both runtimes run the same weights and the same fused-qkv / folded-scale
-attention. Input ``pixel_values`` [batch, T, C, S, S] float32 (dynamic batch), output ``logits``
-[batch, labels]. --check runs both on one random clip with onnxruntime (when the Python package
+attention. Input ``pixel_values`` [batch, T, C, S, S] float32 (dynamic batch), outputs ``logits``
+[batch, labels] and, for videomae-node/2 files, ``embedding`` [batch, hidden]. --check runs both on one random clip with onnxruntime (when the Python package
 is installed) and prints the largest logit difference.
 
 Exit status: 0 ok, 2 bad input, 1 unexpected error.
@@ -51,12 +51,17 @@ def main(argv=None):
     import torch
     module = torch.jit.load(a.model, map_location="cpu").eval()
     x = torch.randn(1, geo["numFrames"], geo["numChannels"], geo["imageSize"], geo["imageSize"])
+    with torch.no_grad():
+        want = module(x)
+    # videomae-node/2 files return (logits, embedding); /1 files the logits alone
+    names = ["logits", "embedding"] if isinstance(want, tuple) else ["logits"]
+    want = want[0] if isinstance(want, tuple) else want
     tmp = a.output + ".tmp"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "no signature found for ScriptMethod": expected
         with torch.no_grad():
-            torch.onnx.export(module, (x,), tmp, input_names=["pixel_values"], output_names=["logits"],
-                              dynamic_axes={"pixel_values": {0: "batch"}, "logits": {0: "batch"}},
+            torch.onnx.export(module, (x,), tmp, input_names=["pixel_values"], output_names=names,
+                              dynamic_axes=dict({"pixel_values": {0: "batch"}}, **{n: {0: "batch"} for n in names}),
                               opset_version=a.opset, do_constant_folding=True)
     os.replace(tmp, a.output)
     print("wrote %s (%.1f MB, opset %d)" % (a.output, os.path.getsize(a.output) / 1e6, a.opset))
@@ -68,9 +73,7 @@ def main(argv=None):
             return 0
         sess = ort.InferenceSession(a.output, providers=["CPUExecutionProvider"])
         got = sess.run(["logits"], {"pixel_values": x.numpy()})[0]
-        with torch.no_grad():
-            want = module(x).numpy()
-        print("--check: max |onnxruntime - torch| = %.3g" % abs(got - want).max())
+        print("--check: max |onnxruntime - torch| = %.3g" % abs(got - want.numpy()).max())
     return 0
 
 

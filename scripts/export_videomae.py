@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Export a Hugging Face VideoMAE video-classification checkpoint to a videomae-node model file.
+"""Export a Hugging Face VideoMAE checkpoint to a videomae-node model file.
 
     python3 scripts/export_videomae.py --checkpoint DIR --output model.pt \
         [--name NAME] [--description TEXT] [--verify] [--trust-pickle]
@@ -10,16 +10,28 @@ Input: a folder with ``config.json`` and ``model.safetensors`` (preferred) or
 installed, DIR is taken as a hub model id.
 
 Output: one TorchScript file (``torch.jit.script``, not frozen) with the extra files
-``videomae.json`` and ``config.json``; see docs/MODEL-FORMAT.md.
+``videomae.json`` and ``config.json``; see docs/MODEL-FORMAT.md. Its forward returns
+``(logits, embedding)``.
 
-The module computes exactly what transformers' ``VideoMAEForVideoClassification`` computes in
-eval mode (see scripts/videomae_model.py for the details): tubelet Conv3d embedding, fixed
-sinusoid position table (buffer), pre-LN transformer blocks with exact GELU, mean pooling +
-fc_norm (eps 1e-5) or final LayerNorm on token 0, linear classifier. For speed Q/K/V are fused
-into one linear and 1/sqrt(head_dim) is folded into its query rows.
+Two kinds of checkpoint:
+* ``VideoMAEForVideoClassification`` (has ``classifier.*``): the module computes exactly what
+  transformers computes in eval mode: the logits, and as the embedding the pooled features that
+  feed the classifier (mean pooling + fc_norm, or the final LayerNorm's token 0).
+* ``VideoMAEModel`` or ``VideoMAEForPreTraining`` (no head; the decoder is ignored): an encoder-only
+  model with no labels (logits [B, 0]) whose embedding is ``last_hidden_state.mean(1)``, the final
+  LayerNorm included where the config has one (use_mean_pooling false).
+See scripts/videomae_model.py for the details: tubelet Conv3d embedding, fixed sinusoid position
+table (buffer), pre-LN transformer blocks with exact GELU. For speed Q/K/V are fused into one
+linear and 1/sqrt(head_dim) is folded into its query rows.
 
 Both transformers key layouts are accepted: 4.x (``q_bias``/``v_bias``, zero key bias) and 5.x
-(``query.bias``/``key.bias``/``value.bias``).
+(``query.bias``/``key.bias``/``value.bias``). transformers 5.x itself loads a 4.x-layout checkpoint
+with its q/v biases silently zeroed; this exporter keeps them (docs/MODEL-FORMAT.md).
+
+TorchScript on torch >= 2.x: torch marks ``torch.jit`` as deprecated in favour of
+``torch.export``. The exporter silences those warnings and prints one note instead: the file it
+writes is loaded by libtorch's C++ ``torch::jit::load``, which the addon uses, and that keeps
+working.
 
 Security: safetensors is parsed by our own defensive reader; ``pytorch_model.bin`` is loaded with
 ``torch.load(weights_only=True)`` and refused if it needs to run code, unless ``--trust-pickle``.
@@ -36,12 +48,14 @@ import pickle
 import sys
 import tempfile
 import time
+import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-FORMAT = "videomae-node/1"
+# videomae-node/2: forward returns (logits, embedding). /1 files (logits only) still load.
+FORMAT = "videomae-node/2"
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
 VERIFY_TOLERANCE = 1e-3
@@ -53,7 +67,7 @@ HF_DEFAULTS = {
     "qkv_bias": True, "use_mean_pooling": True,
 }
 
-# Keys that may be present in a checkpoint but are not used by the classifier.
+# Keys that may be present in a checkpoint but are not used by the exported module.
 IGNORED_PREFIXES = ("decoder.", "encoder_to_decoder.", "mask_token",
                     "videomae.embeddings.position_embeddings", "position_embeddings")
 
@@ -82,6 +96,9 @@ def resolve_checkpoint(arg):
     if os.path.exists(arg):
         raise ExportError("--checkpoint %s is not a folder (expected a Hugging Face checkpoint "
                           "folder with config.json and model.safetensors or pytorch_model.bin)" % arg)
+    # a hub id is "name" or "namespace/name"; anything else is a folder that is not there
+    if os.path.isabs(arg) or arg.startswith((".", "~")) or arg.count("/") > 1 or os.sep in arg.replace("/", ""):
+        raise ExportError("--checkpoint %s is not a folder (no such folder)" % arg)
     try:
         import huggingface_hub  # noqa: F401
         from huggingface_hub import snapshot_download
@@ -96,6 +113,31 @@ def resolve_checkpoint(arg):
     except Exception as e:  # network, auth, unknown repo ...
         raise ExportError("could not download %s from the hub: %s" % (arg, _one_line(e)))
     return folder, arg.rstrip("/").split("/")[-1]
+
+
+_jit_noted = False
+
+
+def jit_call(fn, *args, **kwargs):
+    """Calls torch.jit.script/save/load. torch >= 2.x warns on each that TorchScript is deprecated
+    in favour of torch.export; those warnings become one note that says what it means here. Other
+    warnings pass through unchanged."""
+    global _jit_noted
+    import torch
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fn(*args, **kwargs)
+    for w in caught:
+        if issubclass(w.category, (DeprecationWarning, FutureWarning)) and "torch.jit" in str(w.message):
+            if not _jit_noted:
+                _jit_noted = True
+                log("note: torch %s reports TorchScript (torch.jit) as deprecated in favour of "
+                    "torch.export. This file is unaffected: videomae-node loads it with libtorch's "
+                    "C++ torch::jit::load, which keeps working, and the .pt written here is what the "
+                    "addon loads." % torch.__version__)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return result
 
 
 def _one_line(e):
@@ -386,19 +428,22 @@ def _fmt_list(keys, n=8):
 
 
 def expected_shapes(cfg, layout):
-    """Expected HF key -> shape for a layout in ('v4', 'v5', 'nobias')."""
+    """Expected HF key -> shape for a layout in ('v4', 'v5', 'nobias'); num_labels 0: no head."""
+    import videomae_model
     h, inter = cfg["hidden_size"], cfg["intermediate_size"]
     c, t, p = cfg["num_channels"], cfg["tubelet_size"], cfg["patch_size"]
     n = cfg["num_labels"]
     e = {
         "videomae.embeddings.patch_embeddings.projection.weight": (h, c, t, p, p),
         "videomae.embeddings.patch_embeddings.projection.bias": (h,),
-        "classifier.weight": (n, h),
-        "classifier.bias": (n,),
     }
-    norm = "fc_norm." if cfg["use_mean_pooling"] else "videomae.layernorm."
-    e[norm + "weight"] = (h,)
-    e[norm + "bias"] = (h,)
+    if n:
+        e["classifier.weight"] = (n, h)
+        e["classifier.bias"] = (n,)
+    norm = videomae_model.final_norm_prefix(cfg)
+    if norm:
+        e[norm + "weight"] = (h,)
+        e[norm + "bias"] = (h,)
     for i in range(cfg["num_hidden_layers"]):
         pre = "videomae.encoder.layer.%d." % i
         a = pre + "attention.attention."
@@ -430,6 +475,7 @@ def canonical_state_dict(sd, cfg):
     import torch
     if sd and all(k.startswith("module.") for k in sd):
         sd = {k[len("module."):]: v for k, v in sd.items()}
+    sd = with_base_prefix(sd)
     has_v4 = any(k.endswith(".attention.attention.q_bias") or k.endswith(".attention.attention.v_bias")
                  for k in sd)
     has_v5 = any(k.endswith(".attention.attention.query.bias") or
@@ -448,8 +494,9 @@ def canonical_state_dict(sd, cfg):
     problems = []
     if missing:
         hint = ""
-        if any(k.startswith("classifier.") for k in missing):
-            hint = " (no classifier: is this a pre-training checkpoint rather than a fine-tuned one?)"
+        if not cfg["num_labels"] and any(k.startswith("videomae.layernorm.") for k in missing):
+            hint = (" (config.json says use_mean_pooling false, so transformers' VideoMAEModel "
+                    "applies a final layernorm, but the weights have none)")
         problems.append("missing keys: %s%s" % (_fmt_list(missing), hint))
     if unexpected:
         hint = ""
@@ -487,20 +534,38 @@ def canonical_state_dict(sd, cfg):
     return out, layout, ignored
 
 
-def num_labels_from(sd):
+# Base-model keys as VideoMAEModel saves them (transformers adds the "videomae." prefix when
+# loading them into a model with a head).
+BASE_KEYS = ("embeddings.", "encoder.", "layernorm.")
+
+
+def with_base_prefix(sd):
+    """A VideoMAEModel state dict (embeddings.*, encoder.*, layernorm.*) under "videomae."."""
+    if any(k.startswith("videomae.") for k in sd):
+        return sd
+    return {("videomae." + k if k.startswith(BASE_KEYS) else k): v for k, v in sd.items()}
+
+
+def num_labels_from(sd, raw_cfg=None):
+    """The classifier's output count; 0 for a checkpoint without a head (encoder only)."""
     for k in ("classifier.weight", "module.classifier.weight"):
         v = sd.get(k)
         if v is not None and hasattr(v, "shape") and len(v.shape) == 2:
             return int(v.shape[0])
-    raise ExportError("checkpoint has no classifier.weight (is this a pre-training checkpoint "
-                      "rather than a video-classification one?)")
+    if any(k.endswith("classifier.bias") for k in sd):
+        raise ExportError("checkpoint has classifier.bias but no classifier.weight")
+    archs = raw_cfg.get("architectures") if isinstance(raw_cfg, dict) else None
+    if isinstance(archs, list) and "VideoMAEForVideoClassification" in archs:
+        raise ExportError("config.json names VideoMAEForVideoClassification but the weights have no "
+                          "classifier (classifier.weight is missing)")
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------
 # Verification
 
 def _ref_forward_internal(cfg, sd, x):
-    """Plain float64 eager forward of VideoMAEForVideoClassification (fallback oracle)."""
+    """Plain float64 eager forward (fallback oracle): (logits or None, embedding)."""
     import torch
     sd = {k: v.double() for k, v in sd.items()}
     x = x.double().permute(0, 2, 1, 3, 4)
@@ -536,19 +601,28 @@ def _ref_forward_internal(cfg, sd, x):
         y = torch.nn.functional.gelu(y @ sd[p + "intermediate.dense.weight"].t()
                                      + sd[p + "intermediate.dense.bias"])
         h = h + y @ sd[p + "output.dense.weight"].t() + sd[p + "output.dense.bias"]
+    if not cfg["use_mean_pooling"]:
+        h = ln(h, (c,), sd["videomae.layernorm.weight"], sd["videomae.layernorm.bias"], eps)
+    if not cfg["num_labels"]:
+        return None, h.mean(1)
     if cfg["use_mean_pooling"]:
         z = ln(h.mean(1), (c,), sd["fc_norm.weight"], sd["fc_norm.bias"], 1e-5)
     else:
-        z = ln(h, (c,), sd["videomae.layernorm.weight"], sd["videomae.layernorm.bias"], eps)[:, 0]
-    return z @ sd["classifier.weight"].t() + sd["classifier.bias"]
+        z = h[:, 0]
+    return z @ sd["classifier.weight"].t() + sd["classifier.bias"], z
 
 
-def _transformers_logits(raw_cfg, sd_v5, x):
+def _transformers_outputs(raw_cfg, cfg, sd_v5, x):
+    """(logits or None, embedding) from the real transformers model, weights copied in explicitly
+    (its own from_pretrained would zero a 4.x checkpoint's q/v biases under transformers 5.x)."""
     import torch
     import transformers
-    from transformers import VideoMAEConfig, VideoMAEForVideoClassification
+    from transformers import VideoMAEConfig, VideoMAEForVideoClassification, VideoMAEModel
     config = VideoMAEConfig.from_dict(dict(raw_cfg))
-    model = VideoMAEForVideoClassification(config).eval()
+    head = cfg["num_labels"] > 0
+    if head:
+        config.num_labels = cfg["num_labels"]
+    model = (VideoMAEForVideoClassification if head else VideoMAEModel)(config).eval()
     own = model.state_dict()
     has_qbias = any(k.endswith("attention.attention.q_bias") for k in own)
     target = {}
@@ -558,6 +632,8 @@ def _transformers_logits(raw_cfg, sd_v5, x):
             if a[1] == "key.bias":
                 continue  # 4.x has an implicit zero key bias (a key bias cannot change softmax)
             k = a[0] + "attention.attention." + ("q_bias" if a[1] == "query.bias" else "v_bias")
+        if not head:
+            k = k[len("videomae."):]
         target[k] = v
     res = model.load_state_dict(target, strict=False)
     missing = [k for k in res.missing_keys if "position_embeddings" not in k]
@@ -565,11 +641,20 @@ def _transformers_logits(raw_cfg, sd_v5, x):
         raise ExportError("verify: could not map the weights into transformers %s: missing %s, "
                           "unexpected %s" % (transformers.__version__, _fmt_list(missing),
                                              _fmt_list(res.unexpected_keys)), code=1)
+    what = "transformers %s %s (float32)" % (transformers.__version__, type(model).__name__)
     with torch.no_grad():
-        return model(pixel_values=x).logits, "transformers %s (float32)" % transformers.__version__
+        if not head:
+            return None, model(pixel_values=x).last_hidden_state.mean(1), what
+        seen = []
+        hook = model.classifier.register_forward_hook(lambda mod, inp, out: seen.append(inp[0]))
+        try:
+            logits = model(pixel_values=x).logits
+        finally:
+            hook.remove()
+        return logits, seen[0], what
 
 
-def _reference_logits(folder, cfg, sd_v5, x, trust_pickle):
+def _reference_outputs(folder, cfg, sd_v5, x, trust_pickle):
     import torch
     tools = os.path.join(os.path.dirname(HERE), "test", "tools")
     try:
@@ -580,39 +665,53 @@ def _reference_logits(folder, cfg, sd_v5, x, trust_pickle):
         reference = None
     if reference is not None:
         model = reference.load_reference(folder, trust_pickle=trust_pickle)
-        return (torch.from_numpy(reference.forward(model, x.double().numpy())),
+        logits, emb = reference.forward_all(model, x.double().numpy())
+        return (None if logits is None else torch.from_numpy(logits), torch.from_numpy(emb),
                 "test/tools/reference.py (float64)")
     with torch.no_grad():
-        return _ref_forward_internal(cfg, sd_v5, x), "internal eager forward (float64)"
+        logits, emb = _ref_forward_internal(cfg, sd_v5, x)
+        return logits, emb, "internal eager forward (float64)"
 
 
 def verify(path, folder, raw_cfg, cfg, sd_v5, extra_expected, trust_pickle=False):
+    """Compares the written file with transformers (or a float64 reference) on a random input.
+    Returns the largest absolute difference over the logits and the embedding."""
     import torch
     gen = torch.Generator().manual_seed(1234)
     x = torch.randn(2, cfg["num_frames"], cfg["num_channels"], cfg["image_size"], cfg["image_size"],
                     generator=gen)
     extra = {"videomae.json": "", "config.json": ""}
-    m = torch.jit.load(path, map_location="cpu", _extra_files=extra)
+    m = jit_call(torch.jit.load, path, map_location="cpu", _extra_files=extra)
     if json.loads(extra["videomae.json"]) != json.loads(extra_expected):
         raise ExportError("verify: videomae.json read back differs from what was written", code=1)
     with torch.no_grad():
-        got = m(x)
+        got_logits, got_emb = m(x)
     try:
         import transformers  # noqa: F401
         have_tf = True
     except Exception:  # not installed, or broken
         have_tf = False
     if have_tf:
-        want, what = _transformers_logits(raw_cfg, sd_v5, x)
+        want_logits, want_emb, what = _transformers_outputs(raw_cfg, cfg, sd_v5, x)
     else:
         log("verify: transformers is not installed; comparing with a float64 reference instead")
-        want, what = _reference_logits(folder, cfg, sd_v5, x, trust_pickle)
-    if tuple(got.shape) != tuple(want.shape):
-        raise ExportError("verify: output shape %s, reference %s" % (list(got.shape), list(want.shape)),
-                          code=1)
-    diff = (got.double() - want.double()).abs().max().item()
-    log("verify: max abs difference vs %s on a random [2,%d,%d,%d,%d] input: %.3g"
-        % (what, cfg["num_frames"], cfg["num_channels"], cfg["image_size"], cfg["image_size"], diff))
+        want_logits, want_emb, what = _reference_outputs(folder, cfg, sd_v5, x, trust_pickle)
+    pairs = [("embedding", got_emb, want_emb)]
+    if cfg["num_labels"]:
+        pairs.insert(0, ("logits", got_logits, want_logits))
+    elif tuple(got_logits.shape) != (2, 0):
+        raise ExportError("verify: an encoder-only model returned logits of shape %s"
+                          % list(got_logits.shape), code=1)
+    diffs = []
+    for name, got, want in pairs:
+        if tuple(got.shape) != tuple(want.shape):
+            raise ExportError("verify: %s shape %s, reference %s"
+                              % (name, list(got.shape), list(want.shape)), code=1)
+        diffs.append((name, (got.double() - want.double()).abs().max().item()))
+    diff = max(d for _, d in diffs)
+    log("verify: max abs difference vs %s on a random [2,%d,%d,%d,%d] input: %.3g (%s)"
+        % (what, cfg["num_frames"], cfg["num_channels"], cfg["image_size"], cfg["image_size"], diff,
+           ", ".join("%s %.3g" % nd for nd in diffs)))
     if not diff <= VERIFY_TOLERANCE:
         raise ExportError("verify FAILED: max abs difference %.3g > %g (output removed)"
                           % (diff, VERIFY_TOLERANCE), code=1)
@@ -642,16 +741,14 @@ def export(args):
     sd, source = load_weights(folder, args.trust_pickle)
     if sd and all(k.startswith("module.") for k in sd):
         sd = {k[len("module."):]: v for k, v in sd.items()}
-    cfg["num_labels"] = num_labels_from(sd)
-    if cfg["num_labels"] < 1:
-        raise ExportError("classifier has no outputs")
+    cfg["num_labels"] = num_labels = num_labels_from(sd, raw_cfg)
     sd_v5, layout, ignored = canonical_state_dict(sd, cfg)
     del sd
-    labels = labels_from_config(raw_cfg, cfg["num_labels"])
+    labels = labels_from_config(raw_cfg, num_labels) if num_labels else []
 
     model = videomae_model.build_from_hf(cfg, sd_v5)
     n_params = sum(p.numel() for p in model.parameters())
-    scripted = torch.jit.script(model)
+    scripted = jit_call(torch.jit.script, model)
     del model
 
     name = args.name
@@ -663,12 +760,15 @@ def export(args):
         name = name or "videomae"
     description = args.description
     if description is None:
-        description = "VideoMAE video classifier exported from %s" % args.checkpoint
+        description = ("VideoMAE video classifier exported from %s" if num_labels else
+                       "VideoMAE video encoder (embeddings only) exported from %s") % args.checkpoint
     meta = {
         "format": FORMAT,
         "name": name,
         "description": description,
         "torchVersion": torch.__version__,
+        "architecture": "VideoMAEForVideoClassification" if num_labels else "VideoMAEModel",
+        "outputs": ["logits", "embedding"],
         "config": {
             "numFrames": cfg["num_frames"], "imageSize": cfg["image_size"],
             "patchSize": cfg["patch_size"], "tubeletSize": cfg["tubelet_size"],
@@ -676,7 +776,8 @@ def export(args):
             "numLayers": cfg["num_hidden_layers"], "numHeads": cfg["num_attention_heads"],
             "intermediateSize": cfg["intermediate_size"], "numLabels": cfg["num_labels"],
             "useMeanPooling": cfg["use_mean_pooling"], "qkvBias": cfg["qkv_bias"],
-            "layerNormEps": cfg["layer_norm_eps"],
+            "layerNormEps": cfg["layer_norm_eps"], "embeddingSize": cfg["hidden_size"],
+            "embeddingPooling": videomae_model.pooling_mode(num_labels > 0, cfg["use_mean_pooling"]),
         },
         "labels": labels,
         "preprocessing": preprocessing,
@@ -692,8 +793,8 @@ def export(args):
     tmp_dir = tempfile.mkdtemp(prefix=".videomae-export-", dir=out_dir)
     tmp = os.path.join(tmp_dir, os.path.basename(out))
     try:
-        torch.jit.save(scripted, tmp, _extra_files={"videomae.json": meta_text,
-                                                    "config.json": cfg_text})
+        jit_call(torch.jit.save, scripted, tmp, _extra_files={"videomae.json": meta_text,
+                                                              "config.json": cfg_text})
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
@@ -706,11 +807,14 @@ def export(args):
                          "nobias": "no qkv bias"}[layout],
         ", ignored %d unused keys" % len(ignored) if ignored else ""))
     log("config: %d frames x %dx%d x %d ch, patch %d, tubelet %d, hidden %d, %d layers, %d heads, "
-        "MLP %d, %d labels, %s, eps %g" % (
+        "MLP %d, %s, eps %g" % (
             c["numFrames"], c["imageSize"], c["imageSize"], c["numChannels"], c["patchSize"],
             c["tubeletSize"], c["hiddenSize"], c["numLayers"], c["numHeads"], c["intermediateSize"],
-            c["numLabels"], "mean pooling" if c["useMeanPooling"] else "token-0 pooling",
+            "%d labels" % c["numLabels"] if num_labels else "no classification head",
             c["layerNormEps"]))
+    log("outputs: %slogits [B, %d] and embedding [B, %d] (%s)" % (
+        "" if num_labels else "encoder only (VideoMAEModel): ", c["numLabels"], c["embeddingSize"],
+        c["embeddingPooling"]))
     log("preprocessing: %s (shortest edge %d, crop %d)" % (
         "preprocessor_config.json" if have_pp else "defaults (no preprocessor_config.json)",
         preprocessing["shortestEdge"], preprocessing["cropSize"]))
@@ -728,8 +832,9 @@ def export(args):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(
-        description="Export a Hugging Face VideoMAE video-classification checkpoint to a "
-                    "videomae-node TorchScript model file (see docs/MODEL-FORMAT.md).")
+        description="Export a Hugging Face VideoMAE checkpoint (video classification, or an "
+                    "encoder without a head for embeddings) to a videomae-node TorchScript model "
+                    "file (see docs/MODEL-FORMAT.md).")
     ap.add_argument("--checkpoint", required=True,
                     help="checkpoint folder (config.json + model.safetensors or pytorch_model.bin), "
                          "or a hub id when huggingface_hub is installed")

@@ -1,6 +1,9 @@
-"""The TorchScript-able VideoMAE classifier written into videomae-node model files.
+"""The TorchScript-able VideoMAE module written into videomae-node model files.
 
-Numerically equal to transformers' ``VideoMAEForVideoClassification`` in eval mode:
+``forward(pixel_values) -> (logits [B, numLabels], embedding [B, hidden])``, numerically equal to
+transformers in eval mode: ``VideoMAEForVideoClassification`` (logits, and as embedding the pooled
+features its classifier takes) or, for a checkpoint without a head, ``VideoMAEModel`` (no logits:
+[B, 0]; embedding ``last_hidden_state.mean(1)``):
 
 * ``pixel_values`` [B, T, C, H, W] -> permute to [B, C, T, H, W] -> Conv3d with kernel = stride =
   (tubelet, patch, patch) -> ``flatten(2).transpose(1, 2)``: tokens ordered (t, h, w), no CLS.
@@ -10,15 +13,20 @@ Numerically equal to transformers' ``VideoMAEForVideoClassification`` in eval mo
   LayerNorm eps = ``layer_norm_eps`` and exact (erf) GELU.
 * attention: ``softmax(Q K^T / sqrt(d)) V``. Q/K/V are one fused linear ``qkv`` whose query rows
   (weight and bias) are pre-multiplied by 1/sqrt(head_dim) at export time.
-* head: ``use_mean_pooling`` -> mean over tokens, ``fc_norm`` (LayerNorm eps 1e-5), classifier;
-  otherwise ``videomae.layernorm`` (config eps) on token 0, classifier. (LayerNorm is per token,
-  so normalising only token 0 equals HF's normalise-all-then-take-token-0.)
+* pooling (the embedding), by POOLING mode:
+  classification, ``use_mean_pooling`` ("mean+fc_norm"): mean over tokens, then ``fc_norm``
+  (LayerNorm eps 1e-5); otherwise ("layernorm+token0"): ``videomae.layernorm`` (config eps) on
+  token 0 (LayerNorm is per token, so normalising only token 0 equals HF's normalise-all-then-
+  take-token-0). Encoder only, ``use_mean_pooling`` ("mean"): VideoMAEModel has no final norm,
+  so the plain token mean; otherwise ("layernorm+mean"): ``layernorm`` on every token, then the mean.
+* head: the classifier on the embedding (classification only).
 
 The graph contains no device or dtype constants: ``module.to(device, dtype)`` is enough to run it
 on cpu/cuda in float32/float16/bfloat16.
 """
 
 import math
+from typing import Tuple
 
 import numpy as np
 import torch
@@ -68,27 +76,43 @@ class VideoMAEBlock(nn.Module):
         return x
 
 
+# How the embedding is pooled from the last hidden states; see the module docstring.
+POOLING = ("mean+fc_norm", "layernorm+token0", "mean", "layernorm+mean")
+
+
+def pooling_mode(has_head, mean_pooling):
+    if has_head:
+        return "mean+fc_norm" if mean_pooling else "layernorm+token0"
+    return "mean" if mean_pooling else "layernorm+mean"
+
+
 class VideoMAEClassifier(nn.Module):
-    __constants__ = ["num_frames", "num_channels", "image_size", "mean_pooling"]
+    __constants__ = ["num_frames", "num_channels", "image_size", "pool", "has_head"]
 
     def __init__(self, num_frames, image_size, patch_size, tubelet_size, num_channels, hidden,
                  layers, heads, intermediate, eps, qkv_bias, mean_pooling, num_labels):
+        """num_labels 0: encoder only (VideoMAEModel), no classifier."""
         super().__init__()
         self.num_frames = num_frames
         self.num_channels = num_channels
         self.image_size = image_size
-        self.mean_pooling = mean_pooling
+        self.has_head = num_labels > 0
+        self.pool = POOLING.index(pooling_mode(self.has_head, mean_pooling))
         k = (tubelet_size, patch_size, patch_size)
         self.patch_embed = nn.Conv3d(num_channels, hidden, kernel_size=k, stride=k)
         n_tokens = (image_size // patch_size) ** 2 * (num_frames // tubelet_size)
         self.register_buffer("pos_embed", sinusoid_table(n_tokens, hidden), persistent=True)
         self.blocks = nn.ModuleList(
             [VideoMAEBlock(hidden, heads, intermediate, eps, qkv_bias) for _ in range(layers)])
-        # fc_norm (eps 1e-5, HF uses nn.LayerNorm's default) or videomae.layernorm (config eps)
-        self.norm = nn.LayerNorm(hidden, eps=1e-5 if mean_pooling else eps)
-        self.head = nn.Linear(hidden, num_labels)
+        # fc_norm (eps 1e-5, HF uses nn.LayerNorm's default), videomae.layernorm (config eps), or
+        # nothing (VideoMAEModel with use_mean_pooling)
+        if self.pool == 2:
+            self.norm = nn.Identity()
+        else:
+            self.norm = nn.LayerNorm(hidden, eps=1e-5 if self.pool == 0 else eps)
+        self.head = nn.Linear(hidden, num_labels) if self.has_head else nn.Identity()
 
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+    def forward(self, pixel_values: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         if (pixel_values.dim() != 5 or pixel_values.size(1) != self.num_frames
                 or pixel_values.size(2) != self.num_channels
                 or pixel_values.size(3) != self.image_size
@@ -102,17 +126,31 @@ class VideoMAEClassifier(nn.Module):
         x = x + self.pos_embed
         for blk in self.blocks:
             x = blk(x)
-        if self.mean_pooling:
-            x = x.mean(1)
+        if self.pool == 0:
+            z = self.norm(x.mean(1))
+        elif self.pool == 1:
+            z = self.norm(x[:, 0])
         else:
-            x = x[:, 0]
-        return self.head(self.norm(x))
+            z = self.norm(x).mean(1)
+        if self.has_head:
+            logits = self.head(z)
+        else:
+            logits = z[:, :0]
+        return logits, z
+
+
+def final_norm_prefix(cfg):
+    """The HF key prefix of the norm before pooling/the head, or None (VideoMAEModel with mean pooling)."""
+    if cfg["use_mean_pooling"]:
+        return "fc_norm." if cfg["num_labels"] else None
+    return "videomae.layernorm."
 
 
 def build_from_hf(cfg, sd):
     """Build the module from a normalised config (see export_videomae.read_config) and a state
     dict in HF layout (float32 torch tensors, key layout already resolved: the q/k/v biases are
-    given as ``...attention.attention.{query,key,value}.bias`` or absent when qkv_bias is False).
+    given as ``...attention.attention.{query,key,value}.bias`` or absent when qkv_bias is False;
+    every key under ``videomae.``). cfg["num_labels"] 0: encoder only, no ``classifier.*``.
     """
     hidden = cfg["hidden_size"]
     heads = cfg["num_attention_heads"]
@@ -151,11 +189,13 @@ def build_from_hf(cfg, sd):
         cp(blk.fc1.bias, sd[p + "intermediate.dense.bias"])
         cp(blk.fc2.weight, sd[p + "output.dense.weight"])
         cp(blk.fc2.bias, sd[p + "output.dense.bias"])
-    norm = "fc_norm." if cfg["use_mean_pooling"] else "videomae.layernorm."
-    cp(m.norm.weight, sd[norm + "weight"])
-    cp(m.norm.bias, sd[norm + "bias"])
-    cp(m.head.weight, sd["classifier.weight"])
-    cp(m.head.bias, sd["classifier.bias"])
+    norm = final_norm_prefix(cfg)
+    if norm:
+        cp(m.norm.weight, sd[norm + "weight"])
+        cp(m.norm.bias, sd[norm + "bias"])
+    if cfg["num_labels"]:
+        cp(m.head.weight, sd["classifier.weight"])
+        cp(m.head.bias, sd["classifier.bias"])
     for prm in m.parameters():
         prm.requires_grad_(False)
     return m.eval()

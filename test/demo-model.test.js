@@ -29,6 +29,17 @@ before(() => {
 
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
+/** fn over items, four in flight at a time (decoding overlaps inference without exceeding maxQueue). */
+async function mapFour(items, fn) {
+  const out = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < items.length; i = next++) out[i] = await fn(items[i]);
+  };
+  await Promise.all([worker(), worker(), worker(), worker()]);
+  return out;
+}
+
 test('the demo model loads by default and says what it is', async () => {
   const clf = await VideoClassifier.load();
   try {
@@ -45,13 +56,7 @@ test('classifies unseen mp4 clips with >= 95% accuracy and agrees with the Pytho
   const clf = await VideoClassifier.load();
   let node;
   try {
-    // Four videos in flight at a time: decoding overlaps inference without exceeding maxQueue.
-    node = new Array(files.length);
-    let next = 0;
-    const worker = async () => {
-      for (let i = next++; i < files.length; i = next++) node[i] = await clf.classifyVideo(files[i], { topK: 1 });
-    };
-    await Promise.all([worker(), worker(), worker(), worker()]);
+    node = await mapFour(files, (f) => clf.classifyVideo(f, { topK: 1 }));
   } finally {
     await clf.dispose();
   }
@@ -68,4 +73,41 @@ test('classifies unseen mp4 clips with >= 95% accuracy and agrees with the Pytho
     `(${correct}/${files.length}), Node/Python agreement ${(100 * agreement).toFixed(1)}% (${agree}/${files.length})`);
   assert.ok(accuracy >= 0.95, `accuracy ${accuracy}`);
   assert.ok(agreement >= 0.99, `agreement ${agreement}`);
+});
+
+test('embeddings mean something: held-out clips sit closer (cosine) to their own motion class than to any other', async (t) => {
+  const clf = await VideoClassifier.load();
+  let emb;
+  try {
+    emb = await mapFour(files, (f) => clf.embed(f, { normalize: true }));
+  } finally {
+    await clf.dispose();
+  }
+  const cls = files.map((f) => truth[path.basename(f)]);
+  const classes = [...new Set(cls)];
+  const cos = (a, b) => a.reduce((s, v, k) => s + v * b[k], 0); // unit vectors
+  let nnCorrect = 0;
+  let closer = 0;
+  for (let i = 0; i < files.length; i++) {
+    let best = -Infinity;
+    let bestJ = -1;
+    const byClass = new Map(classes.map((c) => [c, []]));
+    for (let j = 0; j < files.length; j++) {
+      if (j === i) continue;
+      const s = cos(emb[i], emb[j]);
+      byClass.get(cls[j]).push(s);
+      if (s > best) [best, bestJ] = [s, j];
+    }
+    if (cls[bestJ] === cls[i]) nnCorrect++;
+    const meanOf = (c) => byClass.get(c).reduce((a, b) => a + b, 0) / byClass.get(c).length;
+    const own = meanOf(cls[i]);
+    if (classes.every((c) => c === cls[i] || meanOf(c) < own)) closer++;
+  }
+  const nn = nnCorrect / files.length;
+  const frac = closer / files.length;
+  t.diagnostic(`${files.length} held-out clips (seed ${SEED}): leave-one-out 1-NN accuracy (cosine) ${(100 * nn).toFixed(1)}% ` +
+    `(${nnCorrect}/${files.length}); closer on average to their own class than to every other class: ` +
+    `${(100 * frac).toFixed(1)}% (${closer}/${files.length})`);
+  assert.ok(nn >= 0.9, `1-NN accuracy ${nn}`);
+  assert.ok(frac >= 0.9, `own-class fraction ${frac}`);
 });

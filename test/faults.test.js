@@ -96,7 +96,7 @@ test('a model file damaged at many places never crashes: it loads or fails with 
 
 test('files that are not VideoMAE exports, or whose forward misbehaves at warm-up, fail to load with VMAE_MODEL_LOAD_FAILED', async () => {
   const cases = {
-    'tuple.pt': /failed its warm-up forward: The model returned a non-tensor output/,
+    'tuple.pt': /failed its warm-up forward: The model returned neither a tensor nor a \(logits, embedding\) pair/,
     'rank1.pt': /failed its warm-up forward: The model returned logits of shape \[5\]/,
     'rank4in.pt': /warming up the model: fault model: expected a 4-D input/,
     'notjson.pt': /invalid videomae\.json metadata: not JSON/,

@@ -466,7 +466,7 @@ test('the raw native binding rejects malformed arguments with a coded Error, nev
   t.diagnostic([...tally].sort().map(([k, v]) => `${k}: ${v}`).join(', '));
   assert.deepEqual(failures.slice(0, 20), []);
   const x = known[0].data;
-  const logits = await nc.forward(1, x, 'float32', [1, ...CLIP]);
+  const { logits } = await nc.forward(1, x, 'float32', [1, ...CLIP]);
   assert.ok(maxAbsDiff(logits, known[0].logits) < 1e-6);
   await nc.dispose();
 });

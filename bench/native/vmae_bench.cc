@@ -108,7 +108,8 @@ int ModelBench(const std::string& path, const std::map<std::string, std::string>
   if (device.is_cuda()) host = host.pin_memory();
   auto run = [&] {
     auto x = host.to(device, /*non_blocking=*/true).to(dtype);
-    auto y = module.forward({x}).toTensor().to(torch::kCPU, torch::kFloat32);
+    auto out = module.forward({x});  // logits, or (logits, embedding) since videomae-node/2
+    auto y = (out.isTuple() ? out.toTuple()->elements()[0].toTensor() : out.toTensor()).to(torch::kCPU, torch::kFloat32);
     return y;
   };
   t = NowMs();

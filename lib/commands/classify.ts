@@ -41,17 +41,21 @@ export function addModelOptions(command: Command): Command {
     .option('--dtype <dtype>', "'float32', 'float16' or 'bfloat16'", 'float32');
 }
 
-/** Adds `videomae classify` to the program. */
-export function register(program: Command): void {
-  addModelOptions(program
-    .command('classify')
-    .description('Classify video files (decoded with ffmpeg; VideoMAE Kinetics test protocol, see docs/VIDEO.md)')
-    .argument('<video...>', 'video files'))
-    .option('-k, --top-k <n>', 'labels to show per file', integer, 5)
+/** The model, device and sampling options that the commands taking video files share. */
+export function videoOptions(command: Command): Command {
+  return addModelOptions(command.argument('<video...>', 'video files'))
     .option('--clips <n>', 'temporal clips per video, averaged (default 1)', integer)
     .option('--crops <n>', 'spatial crops per clip along the long side, averaged (default 1)', integer)
     .option('--sample-rate <n>', 'take every n-th decoded frame (default 4)', integer)
-    .option('--threads <n>', 'intra-op threads (default: all cores)', integer)
+    .option('--threads <n>', 'intra-op threads (default: all cores)', integer);
+}
+
+/** Adds `videomae classify` to the program. */
+export function register(program: Command): void {
+  videoOptions(program
+    .command('classify')
+    .description('Classify video files (decoded with ffmpeg; VideoMAE Kinetics test protocol, see docs/VIDEO.md)'))
+    .option('-k, --top-k <n>', 'labels to show per file', integer, 5)
     .option('--json', 'print a JSON array, one entry per file')
     .addHelpText('after', '\nExit status is 1 if any file failed; every file is still reported.\n' +
       'Example: videomae classify --model model.pt --clips 5 --crops 3 a.mp4 b.webm\n')
@@ -90,7 +94,7 @@ async function run(videos: string[], flags: ClassifyFlags): Promise<void> {
   if (results.some((r) => 'error' in r)) process.exitCode = 1;
 }
 
-/** A progress bar on stderr for `total` files. */
+/** A progress bar on stderr: `<verb> [====] 3/10 file.mp4`. */
 export function progressBar(total: number, verb = 'classifying'): SingleBar {
   const bar = new SingleBar({ format: `${verb} [{bar}] {value}/{total} {file}`, stream: process.stderr,
     clearOnComplete: true, hideCursor: true }, Presets.shades_classic);

@@ -19,7 +19,7 @@ async function run(model: string, flags: { json?: boolean }): Promise<void> {
   const clf = await VideoClassifier.load(model, { threads: 1 });
   try {
     const { config: c, model: m } = clf;
-    const { labels, preprocessing: p, ...geometry } = c;
+    const { labels, preprocessing: p, ...geometry } = c; // geometry includes embeddingSize
     if (flags.json) {
       const out = { path: clf.path, name: m.name, description: m.description, torchVersion: m.torchVersion,
         config: geometry, preprocessing: p, numLabels: c.numLabels, labels };
@@ -36,7 +36,8 @@ async function run(model: string, flags: { json?: boolean }): Promise<void> {
       ['model', `patch ${c.patchSize}, tubelet ${c.tubeletSize}, hidden ${c.hiddenSize}, ${c.numLayers} layers, ${c.numHeads} heads`],
       ['preprocessing', `shortest edge ${p.shortestEdge}, crop ${p.cropSize}, rescale ${+p.rescaleFactor.toPrecision(6)}, ` +
         `mean [${p.mean.join(', ')}], std [${p.std.join(', ')}]`],
-      ['labels', `${c.numLabels}: ${shown}`],
+      ['labels', c.numLabels ? `${c.numLabels}: ${shown}` : '0 (encoder only: embed() only, no classification head)'],
+      ['embedding', c.embeddingSize === null ? 'none (exported before embeddings; re-export to embed)' : `${c.embeddingSize} values`],
     ];
     const width = Math.max(...rows.map(([k]) => k.length));
     process.stdout.write(rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n') + '\n');

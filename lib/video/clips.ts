@@ -2,6 +2,7 @@
 // clip x crop view, and average them (docs/VIDEO.md).
 import type { Classification } from '../classification';
 import { deadline, type Deadline } from '../deadline';
+import { finishEmbedding, meanRows, type EmbedOptions } from '../embedding';
 import { expected, VideoMAEError } from '../errors';
 import { probe, type VideoProbe } from './ffmpeg';
 import { checkRgbModel, type ModelOps, type RawVideo } from './frames';
@@ -39,6 +40,12 @@ export interface VideoClassification extends Classification {
   timings: VideoTimings;
 }
 
+/** embed() options for a video input: the sampling and limits of classifyVideo, and normalize. */
+export interface EmbedVideoOptions extends SamplingOptions, EmbedOptions {
+  /** Decoding limits; see VideoLimits for the defaults. */
+  limits?: VideoLimits;
+}
+
 export interface ReadClipsOptions extends Omit<SamplingOptions, 'crops'>, RequestOptions {
   /** Frames per clip (a model's config.numFrames). */
   numFrames: number;
@@ -63,12 +70,46 @@ export interface VideoClips {
 /** Views forwarded per native call: bounds the pixel_values buffer to 8 clips. */
 const VIEWS_PER_FORWARD = 8;
 
+/** Every view's outputs, one forward's rows each, plus what decoding them took. */
+interface ViewOutputs {
+  /** One row of numLabels logits per view, clip-major. */
+  logits: Float32Array[];
+  /** One embedding per view; null for a model file with logits only. */
+  embeddings: Float32Array[] | null;
+  framesDecoded: number;
+  durationSec: number;
+  timings: VideoTimings;
+}
+
 /**
  * Async. Classifies a video by the Kinetics test protocol; see VideoClassifier.classifyVideo.
  * `topK` has been validated by the caller.
  */
 export async function classifyVideoWith(ops: ModelOps, input: VideoInput, topK: number,
   options: ClassifyVideoOptions): Promise<VideoClassification> {
+  const out = await forwardViews(ops, input, options);
+  return {
+    ...averageViews(out.logits, ops.config.labels, topK),
+    views: out.logits.length,
+    framesDecoded: out.framesDecoded,
+    durationSec: out.durationSec,
+    timings: out.timings,
+  };
+}
+
+/**
+ * Async. The embedding of a video: the mean of its clips x crops views' embeddings, L2-normalized
+ * afterwards with options.normalize. The model must have an embedding output (the caller checks).
+ */
+export async function embedVideoWith(ops: ModelOps, input: VideoInput, options: EmbedVideoOptions,
+  normalize: boolean): Promise<Float32Array> {
+  const out = await forwardViews(ops, input, options);
+  return finishEmbedding(meanRows(out.embeddings!), normalize);
+}
+
+/** Async. Decodes the sampled frames, preprocesses them and runs the model on every view. */
+async function forwardViews(ops: ModelOps, input: VideoInput,
+  options: SamplingOptions & RequestOptions & { limits?: VideoLimits }): Promise<ViewOutputs> {
   const { clips, crops, sampleRate } = resolveSampling(options);
   const limits = resolveLimits(options.limits);
   checkRgbModel(ops.config);
@@ -98,6 +139,7 @@ export async function classifyVideoWith(ops: ModelOps, input: VideoInput, topK: 
     const views: Array<[number, number]> = [];
     for (let k = 0; k < clips; k++) for (let c = 0; c < crops; c++) views.push([k, c]);
     const logits: Float32Array[] = [];
+    let embeddings: Float32Array[] | null = [];
     let inferenceMs = 0;
     for (let v = 0; v < views.length; v += VIEWS_PER_FORWARD) {
       const chunk = views.slice(v, v + VIEWS_PER_FORWARD);
@@ -110,11 +152,16 @@ export async function classifyVideoWith(ops: ModelOps, input: VideoInput, topK: 
       preprocessMs += forward - assemble;
       const out = await ops.forward(pixels, [chunk.length, t, 3, s, s], native);
       inferenceMs += performance.now() - forward;
-      for (let row = 0; row < chunk.length; row++) logits.push(out.subarray(row * labels.length, (row + 1) * labels.length));
+      const width = out.embedding ? out.embedding.length / chunk.length : 0;
+      for (let row = 0; row < chunk.length; row++) {
+        logits.push(out.logits.subarray(row * labels.length, (row + 1) * labels.length));
+        if (out.embedding) embeddings?.push(out.embedding.subarray(row * width, (row + 1) * width));
+        else embeddings = null;
+      }
     }
     return {
-      ...averageViews(logits, labels, topK),
-      views: views.length,
+      logits,
+      embeddings,
       framesDecoded: collected.total,
       durationSec: durationOf(probed, collected.total),
       timings: { decodeMs, preprocessMs, inferenceMs },

@@ -1,5 +1,7 @@
 // Raw RGB frames in memory (RawVideo): validation, native preprocessing and classification.
+import type { NativeOutputs } from '../../binding';
 import { classification, type Classification } from '../classification';
+import { finishEmbedding } from '../embedding';
 import { expected, invalid } from '../errors';
 import type { ModelConfig } from '../metadata';
 import type { RequestOptions } from '../requests';
@@ -27,10 +29,10 @@ export interface ModelOps {
   readonly config: ModelConfig;
   /** uint8 [N,H,W,3] -> float32 [crops*N*3*S*S] (crop-major). */
   preprocess(frames: Uint8Array, shape: number[], crops: number, o: RequestOptions): Promise<Float32Array>;
-  /** float32 pixel_values [B,T,3,S,S] -> logits [B*L]. */
-  forward(pixels: Float32Array, shape: number[], o: RequestOptions): Promise<Float32Array>;
-  /** uint8 [K*T,H,W,3] -> logits [K*crops*L], clip-major. */
-  forwardFrames(frames: Uint8Array, shape: number[], crops: number, o: RequestOptions): Promise<Float32Array>;
+  /** float32 pixel_values [B,T,3,S,S] -> logits [B*L] and embeddings [B*D] of one forward. */
+  forward(pixels: Float32Array, shape: number[], o: RequestOptions): Promise<NativeOutputs>;
+  /** uint8 [K*T,H,W,3] -> logits [K*crops*L] and embeddings [K*crops*D], clip-major. */
+  forwardFrames(frames: Uint8Array, shape: number[], crops: number, o: RequestOptions): Promise<NativeOutputs>;
 }
 
 /** Largest frame side accepted from callers (the decoder limits default to the same). */
@@ -78,13 +80,23 @@ export async function preprocessRaw(ops: ModelOps, raw: RawVideo, options: Prepr
 
 /** Async. Classifies one clip of exactly numFrames raw frames (center crop). */
 export async function classifyRaw(ops: ModelOps, raw: RawVideo, topK: number, options: RequestOptions): Promise<Classification> {
+  const out = await forwardRaw(ops, raw, options, 'classifyVideo()');
+  return classification(out.logits, ops.config.labels, topK);
+}
+
+/** Async. The embedding of one clip of exactly numFrames raw frames (center crop). */
+export async function embedRaw(ops: ModelOps, raw: RawVideo, options: RequestOptions, normalize: boolean): Promise<Float32Array> {
+  const out = await forwardRaw(ops, raw, options, 'embed() on the video itself');
+  return finishEmbedding(out.embedding!, normalize);
+}
+
+async function forwardRaw(ops: ModelOps, raw: RawVideo, options: RequestOptions, whole: string): Promise<NativeOutputs> {
   const shape = checkRawVideo(raw);
   checkRgbModel(ops.config);
   const t = ops.config.numFrames;
   if (raw.frames !== t) {
     throw invalid(`Expected exactly ${t} frames (the model's numFrames) for raw.frames but received ${raw.frames}; ` +
-      'sample one clip first, or use classifyVideo()');
+      `sample one clip first, or use ${whole}`);
   }
-  const logits = await ops.forwardFrames(raw.data, shape, 1, options);
-  return classification(logits, ops.config.labels, topK);
+  return ops.forwardFrames(raw.data, shape, 1, options);
 }

@@ -448,7 +448,7 @@ class StreamRun implements AsyncIterableIterator<StreamResult>, FrameSink {
     try {
       w.frames.forEach((f, i) => this.pixels.set(f.pixels, i * this.frameFloats));
       const c = this.ops.config;
-      const logits = await this.ops.forward(this.pixels, [1, this.t, 3, c.imageSize, c.imageSize], { signal: this.controller.signal });
+      const { logits } = await this.ops.forward(this.pixels, [1, this.t, 3, c.imageSize, c.imageSize], { signal: this.controller.signal });
       if (this.closing) return;
       const lastFrame = w.frames[w.frames.length - 1];
       const result: StreamResult = {

@@ -62,6 +62,11 @@ export async function localVideo(input: VideoInput, maxInputBytes: number, signa
   throw expected('a file path, a Buffer or a Readable stream', 'input', input);
 }
 
+/** Whether `v` is something localVideo() takes: a path, a Uint8Array (Buffer) or a stream. */
+export function isVideoInput(v: unknown): v is VideoInput {
+  return typeof v === 'string' || v instanceof Uint8Array || v instanceof Readable || isNodeStream(v);
+}
+
 function isNodeStream(v: unknown): boolean {
   const s = v as { pipe?: unknown; on?: unknown; [Symbol.asyncIterator]?: unknown } | null;
   return typeof s === 'object' && s !== null && typeof s.pipe === 'function' && typeof s.on === 'function' &&

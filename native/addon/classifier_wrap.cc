@@ -40,12 +40,26 @@ struct LoadRequest : JsRequest {
   }
 };
 
+// { logits: Float32Array, embedding: Float32Array | null } (null: a file with logits only).
+Napi::Value OutputsToJs(Napi::Env env, const ModelOutput& output) {
+  auto o = Napi::Object::New(env);
+  o.Set("logits", ToFloat32Array(env, output.logits));
+  o.Set("embedding", output.embedding.defined() ? ToFloat32Array(env, output.embedding) : env.Null());
+  return o;
+}
+
 struct WarmupRequest : JsRequest {
   using JsRequest::JsRequest;
   std::vector<int64_t> shape;
-  int64_t labels = 0;
-  void Execute(WorkerState& state) override { labels = Loaded(state).Warmup(shape); }
-  Napi::Value Result(Napi::Env env) override { return Napi::Number::New(env, static_cast<double>(labels)); }
+  ModelOutput output;
+  void Execute(WorkerState& state) override { output = Loaded(state).Warmup(shape); }
+  Napi::Value Result(Napi::Env env) override {
+    auto o = Napi::Object::New(env);
+    o.Set("labels", static_cast<double>(output.logits.size(1)));
+    o.Set("embeddingSize", output.embedding.defined() ? Napi::Value(Napi::Number::New(env, static_cast<double>(output.embedding.size(1))))
+                                                      : env.Null());
+    return o;
+  }
 };
 
 // The result of the request types that return a float32 tensor.
@@ -55,8 +69,15 @@ struct TensorRequest : JsRequest {
   Napi::Value Result(Napi::Env env) override { return ToFloat32Array(env, output); }
 };
 
-struct ForwardRequest : TensorRequest {
-  using TensorRequest::TensorRequest;
+// The result of the request types that run the model: both of its outputs.
+struct OutputRequest : JsRequest {
+  using JsRequest::JsRequest;
+  ModelOutput output;
+  Napi::Value Result(Napi::Env env) override { return OutputsToJs(env, output); }
+};
+
+struct ForwardRequest : OutputRequest {
+  using OutputRequest::OutputRequest;
   torch::Tensor input;  // [B,T,C,H,W], owned copy
   bool reject_non_finite = false;
   bool Batchable() const override { return input.size(0) == 1; }
@@ -72,8 +93,8 @@ struct ForwardRequest : TensorRequest {
   }
 };
 
-struct FramesRequest : TensorRequest {
-  using TensorRequest::TensorRequest;
+struct FramesRequest : OutputRequest {
+  using OutputRequest::OutputRequest;
   torch::Tensor frames;  // [K*T,H,W,3] uint8, owned copy
   PreprocessParams params;
   int64_t num_frames = 0;
@@ -141,15 +162,19 @@ void RunForwardBatch(WorkerState& state, std::vector<Request*>& all, int64_t max
   const int64_t n = static_cast<int64_t>(inputs.size());
   const int64_t padded = Bucket(n, max_batch);
   if (padded > n) inputs.push_back(torch::zeros_like(inputs[0]).expand({padded - n, -1, -1, -1, -1}));
-  torch::Tensor logits;
+  ModelOutput out;
   try {
-    logits = classifier.Forward(torch::cat(inputs));
+    out = classifier.Forward(torch::cat(inputs));
   } catch (const CoreError&) {
     // One bad clip must not fail the clips that happened to be batched with it: rerun them alone,
     // so that only the request that really fails gets the error.
     return one_by_one();
   }
-  for (int64_t i = 0; i < n; ++i) static_cast<ForwardRequest*>(batch[i])->output = logits.narrow(0, i, 1);
+  for (int64_t i = 0; i < n; ++i) {
+    auto& output = static_cast<ForwardRequest*>(batch[i])->output;
+    output.logits = out.logits.narrow(0, i, 1);
+    if (out.embedding.defined()) output.embedding = out.embedding.narrow(0, i, 1);
+  }
 }
 
 // Every live ClassifierWrap of every environment (workers have their own), for StopAll. Never

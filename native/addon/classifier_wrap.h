@@ -40,7 +40,8 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
 
   // Each of these returns a promise; bad arguments reject it with VMAE_INVALID_INPUT.
   Napi::Value Load(const Napi::CallbackInfo& info);           // (id, path, {device, dtype})
-  Napi::Value Warmup(const Napi::CallbackInfo& info);         // (id, shape) -> labels
+  Napi::Value Warmup(const Napi::CallbackInfo& info);         // (id, shape) -> {labels, embeddingSize}
+  // These two resolve with { logits, embedding } from one forward (embedding null: logits-only file).
   Napi::Value Forward(const Napi::CallbackInfo& info);        // (id, data, dtype, shape)
   Napi::Value ForwardFrames(const Napi::CallbackInfo& info);  // (id, frames, shape, params, T, crops)
   Napi::Value Preprocess(const Napi::CallbackInfo& info);     // (id, frames, shape, params, crops)

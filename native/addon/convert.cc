@@ -152,7 +152,8 @@ PreprocessParams ToPreprocessParams(const Napi::Value& value) {
 
 Napi::Float32Array ToFloat32Array(Napi::Env env, const torch::Tensor& tensor) {
   auto out = Napi::Float32Array::New(env, static_cast<size_t>(tensor.numel()));
-  std::memcpy(out.Data(), tensor.data_ptr<float>(), tensor.numel() * sizeof(float));
+  // (an encoder-only model's logits are [B, 0]: no data pointer to copy from)
+  if (tensor.numel() > 0) std::memcpy(out.Data(), tensor.data_ptr<float>(), tensor.numel() * sizeof(float));
   return out;
 }
 

@@ -119,28 +119,50 @@ torch::Tensor Classifier::Upload(const torch::Tensor& host) {
   return cuda_->Upload(host);
 }
 
-torch::Tensor Classifier::Run(const torch::Tensor& pixel_values) {
+ModelOutput Classifier::Run(const torch::Tensor& pixel_values) {
+  // Both outputs leave the device as one tensor: one copy, and one static output for a replayed
+  // CUDA graph (a replay does not call `forward` again, hence the members).
   auto forward = [this](const torch::Tensor& x) {
     auto out = module_.forward({x});
-    if (!out.isTensor()) throw CoreError(codes::kRuntime, "The model returned a non-tensor output");
-    return out.toTensor();
+    if (out.isTensor()) {
+      has_embedding_ = false;
+      return out.toTensor();
+    }
+    if (out.isTuple()) {
+      const auto& e = out.toTuple()->elements();
+      if (e.size() == 2 && e[0].isTensor() && e[1].isTensor()) {
+        const auto& logits = e[0].toTensor();
+        const auto& embedding = e[1].toTensor();
+        if (logits.dim() != 2 || embedding.dim() != 2 || logits.size(0) != embedding.size(0)) {
+          throw CoreError(codes::kRuntime, "The model returned outputs of shapes " + c10::str(logits.sizes()) +
+                                               " and " + c10::str(embedding.sizes()) +
+                                               ", expected [batch, labels] and [batch, embedding]");
+        }
+        has_embedding_ = true;
+        num_logits_ = logits.size(1);
+        return torch::cat({logits, embedding.to(logits.scalar_type())}, 1);
+      }
+    }
+    throw CoreError(codes::kRuntime, "The model returned neither a tensor nor a (logits, embedding) pair");
   };
   auto x = pixel_values.to(dtype_);
-  auto logits = cuda_ ? cuda_->Run(x, forward) : forward(x);
-  if (logits.dim() != 2 || logits.size(0) != pixel_values.size(0)) {
+  auto y = cuda_ ? cuda_->Run(x, forward) : forward(x);
+  if (y.dim() != 2 || y.size(0) != pixel_values.size(0)) {
     throw CoreError(codes::kRuntime, "The model returned logits of shape " +
-                                         c10::str(logits.sizes()) + ", expected [batch, labels]");
+                                         c10::str(y.sizes()) + ", expected [batch, labels]");
   }
-  return logits.to(torch::kCPU, torch::kFloat32).contiguous();
+  y = y.to(torch::kCPU, torch::kFloat32).contiguous();
+  if (!has_embedding_) return {y, torch::Tensor()};
+  return {y.narrow(1, 0, num_logits_).contiguous(), y.narrow(1, num_logits_, y.size(1) - num_logits_).contiguous()};
 }
 
-torch::Tensor Classifier::Forward(const torch::Tensor& pixel_values) {
+ModelOutput Classifier::Forward(const torch::Tensor& pixel_values) {
   return TranslateErrors("running the model", codes::kRuntime,
                          [&] { return Run(Upload(pixel_values)); });
 }
 
-torch::Tensor Classifier::ForwardFrames(const torch::Tensor& frames, const PreprocessParams& params,
-                                        int64_t num_frames, int64_t crops) {
+ModelOutput Classifier::ForwardFrames(const torch::Tensor& frames, const PreprocessParams& params,
+                                      int64_t num_frames, int64_t crops) {
   if (num_frames <= 0 || frames.size(0) % num_frames != 0) {
     throw CoreError(codes::kInvalidInput, "Expected a multiple of " + std::to_string(num_frames) +
                                               " frames but received " + std::to_string(frames.size(0)));
@@ -163,10 +185,10 @@ torch::Tensor Classifier::PreprocessFrames(const torch::Tensor& frames, const Pr
                          [&] { return x.to(torch::kCPU).contiguous(); });
 }
 
-int64_t Classifier::Warmup(const std::vector<int64_t>& shape) {
+ModelOutput Classifier::Warmup(const std::vector<int64_t>& shape) {
   return TranslateErrors("warming up the model", codes::kModelLoadFailed, [&] {
     auto x = torch::zeros(shape, torch::TensorOptions().dtype(dtype_).device(device_));
-    return Run(x).size(1);
+    return Run(x);
   });
 }
 

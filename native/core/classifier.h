@@ -33,6 +33,12 @@ struct ModelInfo {
   int fused_linear = 0;         // linear calls rewritten to vmae::linear (0: none)
 };
 
+// The outputs of one forward, float32 on the CPU.
+struct ModelOutput {
+  torch::Tensor logits;     // [B, L]; L is 0 for an encoder-only model
+  torch::Tensor embedding;  // [B, D]; undefined for a file exported before embeddings (logits only)
+};
+
 // Sync. True when no element of `x`, a floating tensor on the CPU, is NaN or +-Infinity: one pass
 // over the exponent bits.
 bool AllFinite(const torch::Tensor& x);
@@ -49,22 +55,24 @@ class Classifier {
   torch::Device device() const { return device_; }
   torch::ScalarType dtype() const { return dtype_; }
 
-  // Sync. pixel_values [B,T,C,H,W] of any floating dtype on the CPU. Returns float32 logits
-  // [B,L] on the CPU. Throws CoreError VMAE_RUNTIME or VMAE_OUT_OF_MEMORY.
-  torch::Tensor Forward(const torch::Tensor& pixel_values);
+  // Sync. pixel_values [B,T,C,H,W] of any floating dtype on the CPU. Returns the float32 logits
+  // [B,L] and embedding [B,D] of one forward, on the CPU. Throws CoreError VMAE_RUNTIME or
+  // VMAE_OUT_OF_MEMORY.
+  ModelOutput Forward(const torch::Tensor& pixel_values);
 
   // Sync. uint8 frames [K*T,H,W,3] on the CPU, K clips of T = num_frames frames each, all
   // preprocessed on the model's device with `crops` crops. Returns float32 logits [K*crops, L]
-  // on the CPU, clip-major. Throws CoreError.
-  torch::Tensor ForwardFrames(const torch::Tensor& frames, const PreprocessParams& params,
-                              int64_t num_frames, int64_t crops);
+  // and embeddings [K*crops, D] on the CPU, clip-major. Throws CoreError.
+  ModelOutput ForwardFrames(const torch::Tensor& frames, const PreprocessParams& params,
+                            int64_t num_frames, int64_t crops);
 
   // Sync. Preprocessing alone: returns float32 [crops, N, 3, S, S] on the CPU. Throws CoreError.
   torch::Tensor PreprocessFrames(const torch::Tensor& frames, const PreprocessParams& params,
                                  int64_t crops);
 
-  // Sync. One forward on zeros of `shape`; returns the output width (the number of labels).
-  int64_t Warmup(const std::vector<int64_t>& shape);
+  // Sync. One forward on zeros of `shape`; returns its outputs, whose widths are the number of
+  // labels and the embedding size.
+  ModelOutput Warmup(const std::vector<int64_t>& shape);
 
  private:
   Classifier(torch::jit::Module module, torch::Device device, torch::ScalarType dtype, ModelInfo info,
@@ -73,13 +81,17 @@ class Classifier {
   // Sends host data to the model's device: on CUDA through pinned staging, asynchronously on the
   // model's own stream (core/cuda_path.h).
   torch::Tensor Upload(const torch::Tensor& host);
-  torch::Tensor Run(const torch::Tensor& pixel_values);
+  ModelOutput Run(const torch::Tensor& pixel_values);
 
   torch::jit::Module module_;
   torch::Device device_;
   torch::ScalarType dtype_;
   ModelInfo info_;
   std::unique_ptr<CudaPath> cuda_;  // null on the CPU
+  // What the module returns, seen by its forward: a (logits, embedding) pair (files exported
+  // since videomae-node/2), which travels as one [B, L + D] tensor with L = num_logits_, or logits only.
+  bool has_embedding_ = false;
+  int64_t num_logits_ = 0;
 };
 
 }  // namespace vmae

@@ -65,7 +65,9 @@ def main(argv=None):
     def forward(m, x):
         # What the addon does: host float32 in, cast on the device, float32 logits back on the host.
         with torch.inference_mode():
-            return m(x.to(dev, non_blocking=True).to(dtype)).float().cpu()
+            y = m(x.to(dev, non_blocking=True).to(dtype))
+            # videomae-node/2 files return (logits, embedding)
+            return (y[0] if isinstance(y, tuple) else y).float().cpu()
 
     out = {"runtime": "python-torch.jit", "threads": a.threads,
            "versions": {"torch": torch.__version__, "python": sys.version.split()[0]}}

@@ -3,7 +3,7 @@
 Every TorchScript file carries videomae.json for a 4-frame 32x32 model with 5 labels (like the
 files of make_fault_model.py), so it loads and warms up on zeros unless said otherwise:
 
-  tuple.pt      forward returns a tuple of tensors                 -> load fails (warm-up)
+  tuple.pt      forward returns a 3-tuple of tensors               -> load fails (warm-up)
   rank1.pt      forward returns 1-D logits                         -> load fails (warm-up)
   rank4in.pt    forward only accepts 4-D input                     -> load fails (warm-up)
   index.pt      indexes out of range when the input holds a value > 100   -> VMAE_RUNTIME
@@ -48,7 +48,7 @@ class Plain(Base):
 class Tuple(Base):
     def forward(self, x: torch.Tensor):
         y = self.logits(x)
-        return y, y
+        return y, y, y
 
 
 class Rank1(Base):

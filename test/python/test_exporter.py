@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Plain-python self-checks for the exporter and the Python test tools (tiny configs, < 60 s).
 
-    /usr/bin/python3 test/python/test_exporter.py [-v]
+    /usr/bin/python3 test/python/test_exporter.py [-v] [CHECK...]
 
 Exit status 0 when every check passes, 1 otherwise (each failure is printed). Needs torch and
-numpy; transformers/safetensors are not needed.
+numpy; transformers/safetensors are not needed. Runs under torch 1.13 and 2.x alike.
 """
 
 import contextlib
@@ -128,7 +128,7 @@ def expect_fail(res, code, *needles):
 
 
 def compare_with_reference(pt_path, ckpt, batches=(1, 3)):
-    m = torch.jit.load(pt_path, map_location="cpu")
+    m = jit_load(pt_path, map_location="cpu")
     ref_model = reference.load_reference(ckpt)
     cfg = ref_model["cfg"]
     worst = 0.0
@@ -137,18 +137,27 @@ def compare_with_reference(pt_path, ckpt, batches=(1, 3)):
         x = torch.randn(b, cfg["num_frames"], cfg["num_channels"], cfg["image_size"],
                         cfg["image_size"], generator=gen)
         with torch.no_grad():
-            got = m(x)
-        want = reference.forward(ref_model, x.numpy())
-        assert tuple(got.shape) == want.shape, (tuple(got.shape), want.shape)
-        assert got.dtype == torch.float32
-        worst = max(worst, float(np.abs(got.double().numpy() - want).max()))
+            got, got_emb = m(x)
+        want, want_emb = reference.forward_all(ref_model, x.numpy())
+        if want is None:  # encoder only: no logits
+            assert tuple(got.shape) == (b, 0), tuple(got.shape)
+        else:
+            assert tuple(got.shape) == want.shape, (tuple(got.shape), want.shape)
+            worst = max(worst, float(np.abs(got.double().numpy() - want).max()))
+        assert tuple(got_emb.shape) == want_emb.shape, (tuple(got_emb.shape), want_emb.shape)
+        assert got.dtype == torch.float32 and got_emb.dtype == torch.float32
+        worst = max(worst, float(np.abs(got_emb.double().numpy() - want_emb).max()))
     assert worst < TOL, "max abs diff %.3g >= %g" % (worst, TOL)
     return worst
 
 
+def jit_load(*args, **kwargs):
+    return export_videomae.jit_call(torch.jit.load, *args, **kwargs)
+
+
 def read_meta(pt_path):
     extra = {"videomae.json": "", "config.json": ""}
-    torch.jit.load(pt_path, map_location="cpu", _extra_files=extra)
+    jit_load(pt_path, map_location="cpu", _extra_files=extra)
     return json.loads(extra["videomae.json"]), extra["config.json"]
 
 
@@ -208,6 +217,69 @@ def no_mean_pooling():
 
 
 @check
+def encoder_only():
+    # VideoMAEModel checkpoints (no "videomae." prefix, no head): embedding = last_hidden_state.mean(1)
+    _, out = _combo("enc_v5_mean", "--encoder-only", "--layout", "v5")
+    meta, _ = read_meta(out)
+    assert meta["architecture"] == "VideoMAEModel" and meta["labels"] == [], meta
+    assert meta["config"]["numLabels"] == 0 and meta["config"]["embeddingSize"] == 32
+    assert meta["config"]["embeddingPooling"] == "mean", meta["config"]
+    assert meta["description"].startswith("VideoMAE video encoder (embeddings only)")
+    _, out = _combo("enc_v4_ln", "--encoder-only", "--layout", "v4", "--no-mean-pooling",
+                    "--layer-norm-eps", "0.5")
+    assert read_meta(out)[0]["config"]["embeddingPooling"] == "layernorm+mean"
+    _combo("enc_nobias", "--encoder-only", "--no-qkv-bias", "--format", "bin")
+    # VideoMAEForPreTraining-style: "videomae." keys plus a decoder, which is ignored
+    src = make("pretrain_src", "--encoder-only", "--no-mean-pooling")
+    sd = safetensors_lite.load_file(os.path.join(src, "model.safetensors"))
+    sd = {"videomae." + k: v for k, v in sd.items()}
+    sd["encoder_to_decoder.weight"] = np.zeros((16, 32), np.float32)
+    sd["decoder.head.weight"] = np.zeros((4, 16), np.float32)
+    sd["mask_token"] = np.zeros((1, 1, 16), np.float32)
+    dst = os.path.join(TMP, "pretrain")
+    os.makedirs(dst)
+    safetensors_lite.save_file(sd, os.path.join(dst, "model.safetensors"))
+    with open(os.path.join(src, "config.json")) as f:
+        cfg = json.load(f)
+    cfg["architectures"] = ["VideoMAEForPreTraining"]
+    with open(os.path.join(dst, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    out = expect_ok(export_inproc(dst))
+    DIFFS["pretraining keys"] = compare_with_reference(out, src)
+    # use_mean_pooling false needs the final layernorm, which this checkpoint lacks
+    sd.pop("videomae.layernorm.weight")
+    sd.pop("videomae.layernorm.bias")
+    safetensors_lite.save_file(sd, os.path.join(dst, "model.safetensors"))
+    expect_fail(export_inproc(dst, dst + "-nonorm.pt"), 2, "videomae.layernorm.weight", "final layernorm")
+
+
+@check
+def torch2_deprecation_note():
+    # torch >= 2.x warns that torch.jit is deprecated; the exporter says once what that means here
+    ck = os.path.join(TMP, "v5_st")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="always")
+    r = subprocess.run([sys.executable, EXPORTER, "--checkpoint", ck, "--output",
+                        os.path.join(TMP, "dep.pt"), "--verify"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    notes = [ln for ln in r.stdout.splitlines() if ln.startswith("note:")]
+    assert "deprecat" not in r.stderr.lower(), r.stderr
+    if int(torch.__version__.split(".")[0]) >= 2 and "deprecated" in _jit_warning_text():
+        assert len(notes) == 1 and "torch::jit::load" in notes[0], r.stdout
+    else:
+        assert notes == [], r.stdout
+
+
+def _jit_warning_text():
+    """What this torch warns when scripting (empty on torch 1.13)."""
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.jit.script(torch.nn.Identity())
+    return " ".join(str(w.message) for w in caught)
+
+
+@check
 def large_layer_norm_eps():
     # eps 0.5 makes "fc_norm uses 1e-5, the blocks / final layernorm use the config eps" visible
     _combo("eps_mean", "--layer-norm-eps", "0.5")
@@ -233,19 +305,22 @@ def odd_shapes():
 def metadata_contract():
     out = os.path.join(TMP, "v5_st.pt")
     meta, _ = read_meta(out)
-    assert meta["format"] == "videomae-node/1"
+    assert meta["format"] == "videomae-node/2"
     assert meta["torchVersion"] == torch.__version__
+    assert meta["architecture"] == "VideoMAEForVideoClassification"
+    assert meta["outputs"] == ["logits", "embedding"]
     c = meta["config"]
     assert c == {"numFrames": 4, "imageSize": 32, "patchSize": 16, "tubeletSize": 2, "numChannels": 3,
                  "hiddenSize": 32, "numLayers": 2, "numHeads": 2, "intermediateSize": 64,
-                 "numLabels": 5, "useMeanPooling": True, "qkvBias": True, "layerNormEps": 1e-12}, c
+                 "numLabels": 5, "useMeanPooling": True, "qkvBias": True, "layerNormEps": 1e-12,
+                 "embeddingSize": 32, "embeddingPooling": "mean+fc_norm"}, c
     assert meta["labels"] == ["class_%d" % i for i in range(5)], meta["labels"]
     assert meta["name"] == "v5_st", meta["name"]
     assert meta["description"].startswith("VideoMAE video classifier exported from ")
     # No preprocessor_config.json: Kinetics values, with the sizes following image_size (32 here).
     assert meta["preprocessing"] == {"shortestEdge": 32, "cropSize": 32, "rescaleFactor": 1 / 255,
                                      "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
-    m = torch.jit.load(out)
+    m = jit_load(out)
     names = dict(m.named_buffers())
     assert list(names) == ["pos_embed"], list(names)
     want = videomae_model.sinusoid_table(8, 32)
@@ -258,6 +333,7 @@ def metadata_contract():
     assert all(not p.requires_grad for p in m.parameters())
     meta2, _ = read_meta(os.path.join(TMP, "nomean.pt"))
     assert meta2["config"]["useMeanPooling"] is False and meta2["config"]["layerNormEps"] == 1e-6
+    assert meta2["config"]["embeddingPooling"] == "layernorm+token0"
     meta3, _ = read_meta(os.path.join(TMP, "noqkv.pt"))
     assert meta3["config"]["qkvBias"] is False
 
@@ -269,21 +345,21 @@ def other_dtypes_and_batch():
     ref_model = reference.load_reference(ckpt)
     x = torch.randn(2, 4, 3, 32, 32)
     want = reference.forward(ref_model, x.numpy())
-    m = torch.jit.load(out).to(torch.bfloat16)
+    m = jit_load(out).to(torch.bfloat16)
     with torch.no_grad():
-        y = m(x.to(torch.bfloat16))
+        y = m(x.to(torch.bfloat16))[0]
     assert y.dtype == torch.bfloat16
     d = float(np.abs(y.double().numpy() - want).max())
     assert d < 0.05, d
     DIFFS["bf16 module on cpu"] = d
-    m = torch.jit.load(out).double()
+    m = jit_load(out).double()
     with torch.no_grad():
-        y = m(x.double())
+        y = m(x.double())[0]
     d = float(np.abs(y.numpy() - want).max())
     assert d < 1e-6, d
     DIFFS["float64 module on cpu"] = d
     try:
-        m = torch.jit.load(out).half()
+        m = jit_load(out).half()
         with torch.no_grad():
             m(x.half())
         DIFFS["f16 module on cpu"] = "runs"
@@ -291,15 +367,15 @@ def other_dtypes_and_batch():
         DIFFS["f16 module on cpu"] = "unsupported on this torch: " + str(e).strip().splitlines()[-1][:80]
     if torch.cuda.is_available():
         for dt, tol in ((torch.float32, 1e-3), (torch.float16, 0.05), (torch.bfloat16, 0.1)):
-            m = torch.jit.load(out, map_location="cuda").to(dt)
+            m = jit_load(out, map_location="cuda").to(dt)
             with torch.no_grad():
-                y = m(x.cuda().to(dt)).double().cpu().numpy()
+                y = m(x.cuda().to(dt))[0].double().cpu().numpy()
             d = float(np.abs(y - want).max())
             assert d < tol, (dt, d)
             DIFFS["cuda %s" % dt] = d
     # wrong input shape gives a clear error
     try:
-        torch.jit.load(out)(torch.randn(1, 4, 3, 32, 16))
+        jit_load(out)(torch.randn(1, 4, 3, 32, 16))
         raise AssertionError("bad input shape accepted")
     except AssertionError:
         raise
@@ -364,9 +440,10 @@ def verify_failure_and_fallback_oracle():
     assert layout == "v4"
     x = torch.randn(2, 4, 3, 32, 32)
     with torch.no_grad():
-        a = export_videomae._ref_forward_internal(cfg, sd5, x).numpy()
-    b = reference.forward(reference.load_reference(ck), x.numpy())
-    assert np.abs(a - b).max() < 1e-12, np.abs(a - b).max()
+        a, ae = export_videomae._ref_forward_internal(cfg, sd5, x)
+    b, be = reference.forward_all(reference.load_reference(ck), x.numpy())
+    assert np.abs(a.numpy() - b).max() < 1e-12, np.abs(a.numpy() - b).max()
+    assert np.abs(ae.numpy() - be).max() < 1e-12, np.abs(ae.numpy() - be).max()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -523,9 +600,12 @@ def bad_checkpoints_rejected():
     expect_fail(export_inproc(_mutated("relu", None, lambda c: c.update(hidden_act="relu"))), 2, "hidden_act")
     expect_fail(export_inproc(_mutated("heads", None, lambda c: c.update(num_attention_heads=3))), 2,
                 "multiple of num_attention_heads")
-    expect_fail(export_inproc(_mutated("pretrain", lambda sd: [sd.pop("classifier.weight"),
-                                                               sd.pop("classifier.bias")])),
-                2, "classifier")
+    # config.json names the classification architecture: a missing head is an error, not an encoder
+    expect_fail(export_inproc(_mutated("nohead", lambda sd: [sd.pop("classifier.weight"),
+                                                             sd.pop("classifier.bias")])),
+                2, "VideoMAEForVideoClassification", "classifier")
+    expect_fail(export_inproc(_mutated("halfhead", lambda sd: sd.pop("classifier.weight"))), 2,
+                "classifier.bias but no classifier.weight")
     expect_fail(export_inproc(_mutated("nan", lambda sd: sd["classifier.bias"].__setitem__(0, np.nan))),
                 2, "NaN")
     expect_fail(export_inproc(os.path.join(TMP, "does-not-exist")), 2, "is not a folder")
@@ -611,10 +691,11 @@ def reference_cli():
     got = np.fromfile(lo, "<f8").reshape(2, 5)
     js = np.array(json.loads(r.stdout)["logits"])
     assert np.array_equal(got, js)
-    m = torch.jit.load(ck + ".pt")
+    m = jit_load(ck + ".pt")
     with torch.no_grad():
-        y = m(torch.from_numpy(x)).double().numpy()
-    assert np.abs(y - got).max() < TOL
+        y, emb = m(torch.from_numpy(x))
+    assert np.abs(y.double().numpy() - got).max() < TOL
+    assert js.shape == (2, 5) and len(json.loads(r.stdout)["embedding"][0]) == 32
 
 
 def main():

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Write a random-weight VideoMAEForVideoClassification checkpoint in Hugging Face layout.
+"""Write a random-weight VideoMAEForVideoClassification (or, with --encoder-only, VideoMAEModel)
+checkpoint in Hugging Face layout.
 
     python3 test/tools/make_checkpoint.py --out DIR [--seed 0] [--layout v4|v5]
         [--format safetensors|bin] [--dtype float32|float16|bfloat16]
@@ -7,11 +8,16 @@
         [--hidden 32 --layers 2 --heads 2 --intermediate 64 --frames 4 --image-size 32
          --patch 16 --tubelet 2 --labels 5 --channels 3] [--layer-norm-eps 1e-12]
         [--weight-std 0.02] [--no-qkv-bias] [--no-mean-pooling] [--preprocessor [--shortest-edge S --crop-size S]]
+        [--encoder-only] [--zero-embedding]
 
 Layouts: v4 = transformers 4.x (attention.attention.q_bias / v_bias, no key bias);
 v5 = transformers 5.x (attention.attention.{query,key,value}.bias, key bias random too).
 Weights: linears/conv normal(0, --weight-std, default 0.02 like HF); all biases 0.1*randn; LayerNorm weight 1 + 0.1*randn,
 LayerNorm bias 0.1*randn, so that a wrong key mapping changes the logits.
+--encoder-only: VideoMAEModel as save_pretrained writes it: keys without the "videomae." prefix, no
+classifier, the final "layernorm.*" only with --no-mean-pooling. --zero-embedding: the norm before
+the classifier (fc_norm or the final layernorm) gets weight and bias 0, so the pooled features (the
+embedding) are exactly zero.
 Safetensors is written tensor by tensor (the huge preset never holds two copies).
 Only numpy is needed for --format safetensors with float32/float16; torch for bin / bfloat16-bin.
 """
@@ -70,19 +76,26 @@ def tensor_specs(a):
             (p + "layernorm_after.weight", (h,), "lnw"),
             (p + "layernorm_after.bias", (h,), "lnb"),
         ]
+    norm = "zero" if a.zero_embedding else None
+    if a.encoder_only:
+        if not a.mean_pooling:
+            specs += [("videomae.layernorm.weight", (h,), norm or "lnw"),
+                      ("videomae.layernorm.bias", (h,), norm or "lnb")]
+        return [(n[len("videomae."):], s, i) for n, s, i in specs]
     if a.mean_pooling:
-        specs += [("fc_norm.weight", (h,), "lnw"), ("fc_norm.bias", (h,), "lnb")]
+        specs += [("fc_norm.weight", (h,), norm or "lnw"), ("fc_norm.bias", (h,), norm or "lnb")]
     else:
-        specs += [("videomae.layernorm.weight", (h,), "lnw"), ("videomae.layernorm.bias", (h,), "lnb")]
+        specs += [("videomae.layernorm.weight", (h,), norm or "lnw"),
+                  ("videomae.layernorm.bias", (h,), norm or "lnb")]
     specs += [("classifier.weight", (a.labels, h), "w"), ("classifier.bias", (a.labels,), "b")]
     return specs
 
 
 def make_config(a):
     labels = ["class_%d" % i for i in range(a.labels)]
-    return {
+    cfg = {
         "_name_or_path": "test/videomae-random-%s" % a.name_tag,
-        "architectures": ["VideoMAEForVideoClassification"],
+        "architectures": ["VideoMAEModel" if a.encoder_only else "VideoMAEForVideoClassification"],
         "model_type": "videomae",
         "attention_probs_dropout_prob": 0.0,
         "hidden_dropout_prob": 0.0,
@@ -111,6 +124,10 @@ def make_config(a):
         "torch_dtype": a.dtype,
         "transformers_version": "4.46.0" if a.layout == "v4" else "5.0.0",
     }
+    if a.encoder_only:
+        for k in ("id2label", "label2id", "problem_type"):
+            cfg.pop(k)
+    return cfg
 
 
 def make_preprocessor(a):
@@ -154,6 +171,9 @@ def main(argv=None):
     ap.add_argument("--no-qkv-bias", dest="qkv_bias", action="store_false")
     ap.add_argument("--no-mean-pooling", dest="mean_pooling", action="store_false")
     ap.add_argument("--preprocessor", action="store_true", help="also write preprocessor_config.json")
+    ap.add_argument("--encoder-only", action="store_true", help="a VideoMAEModel checkpoint (no head)")
+    ap.add_argument("--zero-embedding", action="store_true",
+                    help="zero the norm before the head, so that the embedding is all zeros")
     ap.add_argument("--shortest-edge", type=int, default=None)
     ap.add_argument("--crop-size", type=int, default=None)
     a = ap.parse_args(argv)
@@ -177,6 +197,8 @@ def main(argv=None):
     def produce(name, shape, init):
         if init == "w":
             return rng.standard_normal(shape, dtype=np.float32) * np.float32(a.weight_std)
+        if init == "zero":
+            return np.zeros(shape, dtype=np.float32)
         if init == "lnw":
             return np.float32(1) + np.float32(0.1) * rng.standard_normal(shape, dtype=np.float32)
         return rng.standard_normal(shape, dtype=np.float32) * np.float32(0.1)
@@ -215,8 +237,9 @@ def main(argv=None):
         with open(os.path.join(a.out, "preprocessor_config.json"), "w") as f:
             json.dump(make_preprocessor(a), f, indent=2)
             f.write("\n")
-    print("wrote %s: %s (%s, %s layout, %s), %s params, %d labels%s" % (
-        a.out, wfile, a.format, a.layout, a.dtype, format(n_params, ","), a.labels,
+    print("wrote %s: %s (%s, %s layout, %s), %s params, %s%s" % (
+        a.out, wfile, a.format, a.layout, a.dtype, format(n_params, ","),
+        "encoder only" if a.encoder_only else "%d labels" % a.labels,
         ", preprocessor_config.json" if a.preprocessor else ""))
     return 0
 

@@ -90,7 +90,8 @@ def main(argv=None):
         frames = decode(path)
         x = np.stack([preprocess(frames[k], pp) for k in sample(len(frames), T)])
         with torch.no_grad():
-            logits = model(torch.from_numpy(x).unsqueeze(0))[0].float()
+            y = model(torch.from_numpy(x).unsqueeze(0))
+            logits = (y[0] if isinstance(y, tuple) else y)[0].float()  # (logits, embedding) since format /2
         idx = int(logits.argmax())
         out.append({"file": path, "index": idx, "label": labels[idx],
                     "logits": [float(v) for v in logits]})

@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
-"""Independent float64 reference of transformers' VideoMAEForVideoClassification (eval mode).
+"""Independent float64 reference of transformers' VideoMAEForVideoClassification and
+VideoMAEModel (eval mode).
 
     python3 test/tools/reference.py --checkpoint DIR --input x.f32 --shape B,T,C,H,W
-        [--output logits.f64] [--json] [--trust-pickle]
+        [--output logits.f64] [--embedding emb.f64] [--json] [--trust-pickle]
 
 Reads raw little-endian float32 pixel values [B, T, C, H, W] and writes the logits [B, numLabels]
-as raw little-endian float64 (--output) and/or prints {"logits": [[...]]} (--json).
+(--output) and the embedding [B, hidden] (--embedding) as raw little-endian float64, and/or prints
+{"logits": [[...]] or null, "embedding": [[...]]} (--json). The embedding is, with a classifier, the
+pooled features it takes; without one (a VideoMAEModel checkpoint, keys with or without the
+"videomae." prefix), last_hidden_state.mean(1).
 
 Written from the Hugging Face definition, deliberately unoptimised and separate from the
 exporter (only the safetensors reader is shared):
@@ -16,6 +20,8 @@ exporter (only the safetensors reader is shared):
       query/key/value.bias; none when qkv_bias is false; softmax(q k^T / sqrt(head_dim)) v.
   head: use_mean_pooling -> fc_norm(mean over tokens) with eps 1e-5; else
       videomae.layernorm (config eps) then token 0; then the classifier.
+  no head: last_hidden_state (after videomae.layernorm when use_mean_pooling is false), mean
+      over tokens.
 Computation is torch float64 using only matmul/exp/erf/elementwise ops, one thread.
 """
 
@@ -79,6 +85,9 @@ def load_reference(folder, trust_pickle=False):
     sd = _read_state_dict(folder, trust_pickle)
     if all(k.startswith("module.") for k in sd):
         sd = {k[7:]: v for k, v in sd.items()}
+    if not any(k.startswith("videomae.") for k in sd):  # as VideoMAEModel saves it
+        sd = {("videomae." + k if k.split(".")[0] in ("embeddings", "encoder", "layernorm") else k): v
+              for k, v in sd.items()}
     w = {k: v.to(torch.float64) for k, v in sd.items() if torch.is_tensor(v) and v.is_floating_point()}
     return {"cfg": cfg, "w": w}
 
@@ -113,6 +122,11 @@ def _position_table(n, d):
 
 def forward(model, pixel_values):
     """pixel_values: numpy or torch [B,T,C,H,W]; returns numpy float64 logits [B, numLabels]."""
+    return forward_all(model, pixel_values)[0]
+
+
+def forward_all(model, pixel_values):
+    """Returns numpy float64 (logits [B, numLabels] or None without a classifier, embedding [B, hidden])."""
     cfg, w = model["cfg"], model["w"]
     x = torch.as_tensor(np.asarray(pixel_values, dtype=np.float64))
     B, T, C, H, W = x.shape
@@ -158,11 +172,15 @@ def forward(model, pixel_values):
         y = _gelu(_linear(y, w[pre + "intermediate.dense.weight"], w[pre + "intermediate.dense.bias"]))
         h = h + _linear(y, w[pre + "output.dense.weight"], w[pre + "output.dense.bias"])
 
+    if "classifier.weight" not in w:  # VideoMAEModel: last_hidden_state.mean(1)
+        if not cfg["use_mean_pooling"]:
+            h = _layer_norm(h, w["videomae.layernorm.weight"], w["videomae.layernorm.bias"], eps)
+        return None, h.mean(dim=1).numpy()
     if cfg["use_mean_pooling"]:
         z = _layer_norm(h.mean(dim=1), w["fc_norm.weight"], w["fc_norm.bias"], 1e-5)
     else:
         z = _layer_norm(h, w["videomae.layernorm.weight"], w["videomae.layernorm.bias"], eps)[:, 0]
-    return _linear(z, w["classifier.weight"], w["classifier.bias"]).numpy()
+    return _linear(z, w["classifier.weight"], w["classifier.bias"]).numpy(), z.numpy()
 
 
 def main(argv=None):
@@ -171,7 +189,8 @@ def main(argv=None):
     ap.add_argument("--input", required=True, help="raw little-endian float32 [B,T,C,H,W]")
     ap.add_argument("--shape", required=True, help="B,T,C,H,W")
     ap.add_argument("--output", help="raw little-endian float64 logits [B, numLabels]")
-    ap.add_argument("--json", action="store_true", help='print {"logits": [[...]]}')
+    ap.add_argument("--embedding", help="raw little-endian float64 embedding [B, hidden]")
+    ap.add_argument("--json", action="store_true", help='print {"logits": [[...]], "embedding": [[...]]}')
     ap.add_argument("--trust-pickle", action="store_true")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -182,11 +201,15 @@ def main(argv=None):
     if data.size != int(np.prod(shape)):
         ap.error("%s has %d float32 values, shape %r needs %d" % (a.input, data.size, shape, int(np.prod(shape))))
     with torch.no_grad():
-        logits = forward(load_reference(a.checkpoint, a.trust_pickle), data.reshape(shape))
+        logits, emb = forward_all(load_reference(a.checkpoint, a.trust_pickle), data.reshape(shape))
     if a.output:
+        if logits is None:
+            ap.error("--output: %s has no classifier (use --embedding)" % a.checkpoint)
         logits.astype("<f8").tofile(a.output)
-    if a.json or not a.output:
-        print(json.dumps({"logits": logits.tolist()}))
+    if a.embedding:
+        emb.astype("<f8").tofile(a.embedding)
+    if a.json or not (a.output or a.embedding):
+        print(json.dumps({"logits": None if logits is None else logits.tolist(), "embedding": emb.tolist()}))
     return 0
 
 
