@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 
 #include "core/kernels.h"
 
@@ -91,19 +92,70 @@ torch::Tensor FusedCpu(torch::Tensor q, torch::Tensor k, torch::Tensor v) {
   return out.permute({0, 2, 1, 3});
 }
 
+#if VMAE_HAS_SDPA
+// at::scaled_dot_product_attention with scale 1: the exporter folded 1/sqrt(d) into q.
+torch::Tensor Sdpa(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+  return at::scaled_dot_product_attention(q, k, v, {}, 0.0, false, 1.0);
+}
+#endif
+
 }  // namespace
+
+CpuAttention CpuAttentionFor(torch::ScalarType dtype) {
+  static const char* forced = [] {
+    const char* env = std::getenv("VIDEOMAE_CPU_ATTENTION");
+    return env != nullptr && *env != '\0' ? env : nullptr;
+  }();
+  CpuAttention choice = CpuAttention::kUnfused;
+  if (dtype == torch::kFloat32) {
+    choice = CpuAttention::kFused;
+#if VMAE_HAS_SDPA
+  } else if (dtype == torch::kBFloat16 || dtype == torch::kHalf) {
+    choice = CpuAttention::kSdpa;
+#endif
+  }
+  if (forced != nullptr) {
+    if (std::strcmp(forced, "unfused") == 0) return CpuAttention::kUnfused;
+    if (std::strcmp(forced, "fused") == 0 && dtype == torch::kFloat32) return CpuAttention::kFused;
+#if VMAE_HAS_SDPA
+    if (std::strcmp(forced, "sdpa") == 0) return CpuAttention::kSdpa;
+#endif
+  }
+  return choice;
+}
+
+const char* CpuAttentionName(CpuAttention a) {
+  switch (a) {
+    case CpuAttention::kFused: return "vmae";
+    case CpuAttention::kSdpa: return "sdpa";
+    default: return "aten";
+  }
+}
 
 torch::Tensor UnfusedAttention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
   return at::matmul(at::softmax(at::matmul(q, k.transpose(-2, -1)), -1), v);
 }
 
 torch::Tensor Attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
-  if (CanFuseOnCpu(q, k, v)) return FusedCpu(q, k, v);
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
-  // Flash / memory-efficient kernels; `scale` (2.1+) is 1 because the exporter folded it into q.
-  if (q.is_cuda() && q.dim() == 4 && k.dim() == 4 && v.dim() == 4) {
-    return at::scaled_dot_product_attention(q, k, v, {}, 0.0, false, 1.0);
+  const bool four_d = q.dim() == 4 && k.dim() == 4 && v.dim() == 4;
+  if (q.device().is_cpu()) {
+    switch (CpuAttentionFor(q.scalar_type())) {
+      case CpuAttention::kFused:
+        if (CanFuseOnCpu(q, k, v)) return FusedCpu(q, k, v);
+        break;
+#if VMAE_HAS_SDPA
+      case CpuAttention::kSdpa:
+        if (four_d) return Sdpa(q, k, v);
+        break;
+#endif
+      default:
+        break;
+    }
+    return UnfusedAttention(q, k, v);
   }
+#if VMAE_HAS_SDPA
+  // Flash / memory-efficient kernels.
+  if (q.is_cuda() && four_d) return Sdpa(q, k, v);
 #endif
   return UnfusedAttention(q, k, v);
 }

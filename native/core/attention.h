@@ -4,14 +4,36 @@
 #pragma once
 
 #include <torch/types.h>
+#include <torch/version.h>
+
+// at::scaled_dot_product_attention with a `scale` argument exists from libtorch 2.1 on.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+#define VMAE_HAS_SDPA 1
+#else
+#define VMAE_HAS_SDPA 0
+#endif
 
 namespace vmae {
 
+// How vmae::attention computes on the CPU, per dtype (docs/PERFORMANCE.md has the measurements):
+//  kFused    our tiled kernel (float32 only);
+//  kSdpa     at::scaled_dot_product_attention (libtorch >= 2.1: its flash kernel);
+//  kUnfused  matmul -> softmax -> matmul, as exported.
+enum class CpuAttention { kFused, kSdpa, kUnfused };
+
+// Sync, never throws. The choice for `dtype`: float32 -> kFused; bfloat16 and float16 -> kSdpa on
+// libtorch >= 2.1, else kUnfused. VIDEOMAE_CPU_ATTENTION=fused|sdpa|unfused overrides it where
+// that implementation supports the dtype (read once per process).
+CpuAttention CpuAttentionFor(torch::ScalarType dtype);
+
+// "vmae", "sdpa" or "aten".
+const char* CpuAttentionName(CpuAttention a);
+
 // Sync. q, k, v: [..., N, D] with equal leading dimensions. Returns softmax(q k^T, -1) v.
-//  - CPU float32, 4-D [B, H, N, D], same N and D for q, k and v: the fused tiled kernel
-//    (core/kernels.h), parallel over (batch, head, query tile) on the intra-op threads.
-//    The result is a [B, H, N, D] view of a [B, N, H, D] buffer, so the block's following
-//    transpose(1, 2).reshape(B, N, H*D) is free.
+//  - CPU: as CpuAttentionFor(dtype) says. The fused kernel (core/kernels.h) needs 4-D
+//    [B, H, N, D] float32 with the same N and D for q, k and v; it runs parallel over (batch,
+//    head, query tile) on the intra-op threads, and its result is a [B, H, N, D] view of a
+//    [B, N, H, D] buffer, so the block's following transpose(1, 2).reshape(B, N, H*D) is free.
 //  - CUDA with libtorch >= 2.1: at::scaled_dot_product_attention with scale 1.
 //  - anything else: the unfused ATen ops, exactly as exported.
 // Throws c10::Error on shape mismatches (from ATen).
