@@ -102,26 +102,23 @@ torch::Tensor Sdpa(const torch::Tensor& q, const torch::Tensor& k, const torch::
 }  // namespace
 
 CpuAttention CpuAttentionFor(torch::ScalarType dtype) {
-  static const char* forced = [] {
-    const char* env = std::getenv("VIDEOMAE_CPU_ATTENTION");
-    return env != nullptr && *env != '\0' ? env : nullptr;
-  }();
-  CpuAttention choice = CpuAttention::kUnfused;
-  if (dtype == torch::kFloat32) {
-    choice = CpuAttention::kFused;
-#if VMAE_HAS_SDPA
-  } else if (dtype == torch::kBFloat16 || dtype == torch::kHalf) {
-    choice = CpuAttention::kSdpa;
-#endif
-  }
+  // Read at every load, so that one process can compare the choices (bench/ab.js).
+  const char* forced = std::getenv("VIDEOMAE_CPU_ATTENTION");
   if (forced != nullptr) {
     if (std::strcmp(forced, "unfused") == 0) return CpuAttention::kUnfused;
-    if (std::strcmp(forced, "fused") == 0 && dtype == torch::kFloat32) return CpuAttention::kFused;
+    if (std::strcmp(forced, "fused") == 0) return CpuAttention::kFused;
 #if VMAE_HAS_SDPA
     if (std::strcmp(forced, "sdpa") == 0) return CpuAttention::kSdpa;
 #endif
   }
-  return choice;
+  if (dtype == torch::kFloat32) return CpuAttention::kFused;
+  if (dtype != torch::kBFloat16 && dtype != torch::kHalf) return CpuAttention::kUnfused;
+#if VMAE_HAS_SDPA
+  // With AMX, libtorch's flash kernel runs its GEMMs on the tiles. Without, its bfloat16 path is
+  // no faster than float32 (docs/PERFORMANCE.md), and our float32 kernel beats both.
+  if (dtype == torch::kBFloat16 ? kernels::CpuHasAmxBf16() : kernels::CpuHasAmxFp16()) return CpuAttention::kSdpa;
+#endif
+  return CpuAttention::kFused;
 }
 
 const char* CpuAttentionName(CpuAttention a) {
@@ -137,25 +134,18 @@ torch::Tensor UnfusedAttention(const torch::Tensor& q, const torch::Tensor& k, c
 }
 
 torch::Tensor Attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
-  const bool four_d = q.dim() == 4 && k.dim() == 4 && v.dim() == 4;
-  if (q.device().is_cpu()) {
-    switch (CpuAttentionFor(q.scalar_type())) {
-      case CpuAttention::kFused:
-        if (CanFuseOnCpu(q, k, v)) return FusedCpu(q, k, v);
-        break;
-#if VMAE_HAS_SDPA
-      case CpuAttention::kSdpa:
-        if (four_d) return Sdpa(q, k, v);
-        break;
-#endif
-      default:
-        break;
-    }
-    return UnfusedAttention(q, k, v);
+  if (CanFuseOnCpu(q, k, v)) return FusedCpu(q, k, v);
+  const auto dtype = q.scalar_type();
+  if (q.device().is_cpu() && (dtype == torch::kBFloat16 || dtype == torch::kHalf) && k.scalar_type() == dtype &&
+      v.scalar_type() == dtype) {
+    // The float32 kernel on a float32 copy of q, k, v (a few MB): faster than any bfloat16
+    // attention libtorch has on a CPU without AMX.
+    auto q32 = q.to(torch::kFloat32), k32 = k.to(torch::kFloat32), v32 = v.to(torch::kFloat32);
+    if (CanFuseOnCpu(q32, k32, v32)) return FusedCpu(q32, k32, v32).to(dtype);
   }
 #if VMAE_HAS_SDPA
   // Flash / memory-efficient kernels.
-  if (q.is_cuda() && four_d) return Sdpa(q, k, v);
+  if (q.is_cuda() && q.dim() == 4 && k.dim() == 4 && v.dim() == 4) return Sdpa(q, k, v);
 #endif
   return UnfusedAttention(q, k, v);
 }
@@ -166,6 +156,10 @@ void RegisterAttentionOp() {
   static const auto registry = torch::RegisterOperators().op(
       "vmae::attention(Tensor q, Tensor k, Tensor v) -> Tensor", &Attention);
   (void)registry;
+#if VMAE_HAS_SDPA
+  static const auto sdpa = torch::RegisterOperators().op("vmae::sdpa(Tensor q, Tensor k, Tensor v) -> Tensor", &Sdpa);
+  (void)sdpa;
+#endif
 }
 
 const char* CpuKernelIsa() { return kernels::SelectCpuKernels().isa; }

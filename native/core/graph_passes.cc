@@ -36,10 +36,11 @@ graph(%q, %k, %v, %dim0, %dim1, %softmax_dim, %softmax_dtype):
   %out = aten::matmul(%probs, %v)
   return (%out))IR";
 
-constexpr const char* kAttentionReplacement = R"IR(
-graph(%q, %k, %v, %dim0, %dim1, %softmax_dim, %softmax_dtype):
-  %out = vmae::attention(%q, %k, %v)
-  return (%out))IR";
+// The replacement, calling `op`.
+std::string AttentionReplacement(const std::string& op) {
+  return "graph(%q, %k, %v, %dim0, %dim1, %softmax_dim, %softmax_dtype):\n  %out = " + op +
+         "(%q, %k, %v)\n  return (%out)";
+}
 
 bool IsIntConstant(const Value* v, int64_t want) {
   auto c = torch::jit::toIValue(v);
@@ -79,11 +80,11 @@ int Rewrite(torch::jit::Module& module, torch::jit::SubgraphRewriter& rewriter, 
 
 }  // namespace
 
-int FuseAttention(torch::jit::Module& module) {
+int FuseAttention(torch::jit::Module& module, const std::string& op) {
   RegisterAttentionOp();
   torch::jit::SubgraphRewriter rewriter;
-  rewriter.RegisterRewritePattern(kAttentionPattern, kAttentionReplacement);
-  return Rewrite(module, rewriter, c10::Symbol::fromQualString("vmae::attention"));
+  rewriter.RegisterRewritePattern(kAttentionPattern, AttentionReplacement(op));
+  return Rewrite(module, rewriter, c10::Symbol::fromQualString(op));
 }
 
 
@@ -117,10 +118,8 @@ bool EnvDisables(const char* name) {
 }  // namespace
 
 CpuLinear CpuLinearFor(torch::ScalarType dtype) {
-  static const char* forced = [] {
-    const char* env = std::getenv("VIDEOMAE_CPU_LINEAR");
-    return env != nullptr && *env != '\0' ? env : nullptr;
-  }();
+  // Read at every load, so that one process can compare the choices (bench/ab.js).
+  const char* forced = std::getenv("VIDEOMAE_CPU_LINEAR");
   if (EnvDisables("VIDEOMAE_DISABLE_FUSED_LINEAR")) return CpuLinear::kAten;
   if (forced != nullptr) {
     if (std::strcmp(forced, "aten") == 0) return CpuLinear::kAten;
@@ -149,7 +148,11 @@ torch::jit::Module OptimizeForInference(torch::jit::Module module, const torch::
     r.frozen = true;
     r.patch_embedding = PatchEmbeddingAsLinear(module);
   }
-  if (!EnvDisables("VIDEOMAE_DISABLE_FUSED_ATTENTION")) r.fused_attention = FuseAttention(module);
+  if (!EnvDisables("VIDEOMAE_DISABLE_FUSED_ATTENTION")) {
+    const CpuAttention attention = device.is_cpu() ? CpuAttentionFor(dtype) : CpuAttention::kFused;
+    if (attention == CpuAttention::kFused) r.fused_attention = FuseAttention(module, "vmae::attention");
+    if (attention == CpuAttention::kSdpa) r.fused_attention = FuseAttention(module, "vmae::sdpa");
+  }
   if (linear == CpuLinear::kVmae) r.fused_linear = FuseLinear(module);
   if (linear == CpuLinear::kOneDnn) r.fused_linear = FuseLinear(module, LinearBackend::kOneDnn);
   if (report) *report = r;

@@ -15,7 +15,7 @@ enum class LinearBackend { kVmae, kOneDnn };
 
 // Sync, never throws. float32 -> kVmae; bfloat16 / float16 -> kOneDnn where OneDnnLinearAvailable,
 // else kAten. VIDEOMAE_DISABLE_FUSED_LINEAR=1 -> kAten; VIDEOMAE_CPU_LINEAR=vmae|onednn|aten
-// overrides the choice where that backend supports the dtype (read once per process).
+// overrides the choice where that backend supports the dtype (read at each call).
 CpuLinear CpuLinearFor(torch::ScalarType dtype);
 
 // "vmae", "onednn" or "aten".
@@ -29,10 +29,9 @@ struct OptimizeReport {
 };
 
 // Sync. The load-time rewrites, for a module in eval mode already on its device and dtype:
-//  - on the CPU, unless CpuLinearFor(dtype) is kAten: Freeze, PatchEmbeddingAsLinear,
-//    FuseAttention, FuseLinear with that backend;
-//  - elsewhere: FuseAttention (vmae::attention picks its implementation per device and dtype:
-//    core/attention.h).
+//  - on the CPU, unless CpuLinearFor(dtype) is kAten: Freeze, PatchEmbeddingAsLinear, then
+//    FuseLinear with that backend; and FuseAttention with the op CpuAttentionFor(dtype) names;
+//  - elsewhere: FuseAttention with vmae::attention (on CUDA: SDPA, libtorch >= 2.1).
 // VIDEOMAE_DISABLE_FUSED_ATTENTION=1 and VIDEOMAE_DISABLE_FUSED_LINEAR=1 (the latter also skips
 // freezing) turn each off. Returns the module to run; fills `report` when given. Throws c10::Error.
 torch::jit::Module OptimizeForInference(torch::jit::Module module, const torch::Device& device,
@@ -40,10 +39,10 @@ torch::jit::Module OptimizeForInference(torch::jit::Module module, const torch::
 
 // Sync. Replaces every attention written as
 //   softmax(matmul(q, transpose(k, -2, -1)), -1) -> matmul(., v)
-// in every method of `module` and of its submodules by one vmae::attention(q, k, v) call
-// (core/attention.h). Returns the number of attention calls the module's instances now make
-// (0 when nothing matched). Throws c10::Error.
-int FuseAttention(torch::jit::Module& module);
+// in every method of `module` and of its submodules by one call of `op`: vmae::attention(q, k, v)
+// or vmae::sdpa(q, k, v) (core/attention.h). Returns the number of attention calls the module's
+// instances now make (0 when nothing matched). Throws c10::Error.
+int FuseAttention(torch::jit::Module& module, const std::string& op = "vmae::attention");
 
 // Sync. torch::jit::freeze of a module in eval mode: forward inlined, parameters turned into
 // constants (the frozen graph optimizations run too). Only the in-memory copy is frozen. Throws
