@@ -6,6 +6,7 @@
 // The fast path must be as accurate as plain libtorch running the exported graph in bfloat16: both
 // are compared with the float64 reference (test/tools/reference.py), never with each other alone.
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
 const { test } = require('node:test');
 
 const { VideoClassifier, Tensor, runtimeInfo } = require('..');
@@ -60,10 +61,22 @@ test('bfloat16 on the CPU: the rewritten graph is as close to the float64 refere
   }
 });
 
-test('float16 on the CPU runs (rewritten where oneDNN supports it) and stays near the float64 reference', async () => {
+test('float16 on the CPU: rewritten like bfloat16 where oneDNN supports it, else refused with a clear error', async () => {
   const { checkpoint, model } = makeModel(ARGS);
+  const flags = fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : '';
+  const supported = TORCH_2_1 && /\b(avx512_fp16|amx_fp16)\b/.test(flags);
+  if (!supported) {
+    await assert.rejects(VideoClassifier.load(model, { threads: 2, dtype: 'float16' }), (err) => {
+      assert.equal(err.code, 'VMAE_INVALID_INPUT');
+      assert.match(err.message, /float16 on the CPU needs libtorch 2\.1 or newer and a CPU with AVX512-FP16 or AMX-FP16/);
+      assert.match(err.message, /'bfloat16'/);
+      return true;
+    });
+    return;
+  }
   const clf = await VideoClassifier.load(model, { threads: 2, dtype: 'float16' });
   try {
+    assert.ok(clf.optimizations.fusedLinear > 0, JSON.stringify(clf.optimizations));
     const { numFrames: t, imageSize: s } = clf.config;
     const shape = [2, t, 3, s, s];
     const input = randomFloats(2 * t * 3 * s * s, 37);
