@@ -3,7 +3,7 @@
 // bfloat16 accuracy on the demo model's held-out test clips (docs/DEMO-MODEL.md: base seed 0, 40
 // per class, rendered once into bench/work/demo-heldout/ with scripts/gen_motion.py): top-1
 // agreement of dtype 'bfloat16' with 'float32', accuracy of each against the true labels, and the
-// largest logit difference.   node bench/bf16-accuracy.js [--per-class 40] [--dtype bfloat16]
+// largest logit difference.   node bench/bf16-accuracy.js [--per-class N] [--dtype bfloat16]
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -15,7 +15,7 @@ const arg = (name, dflt) => {
   const i = process.argv.indexOf(name);
   return i > 0 ? process.argv[i + 1] : dflt;
 };
-const perClass = Number(arg('--per-class', '40'));
+const perClass = Number(arg("--per-class", "40"));
 const dtype = arg('--dtype', 'bfloat16');
 const dir = path.join(__dirname, 'work', `demo-heldout-${perClass}`);
 const python = process.env.VIDEOMAE_PYTHON || '/usr/bin/python3';
