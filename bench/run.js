@@ -110,7 +110,8 @@ function prepare(o, size, needOnnx) {
   if (!fs.existsSync(pt)) {
     log(`making the random ${size} checkpoint and exporting ${pt}`);
     if (!fs.existsSync(path.join(ckpt, 'config.json'))) {
-      runSync(o.python, ['test/tools/make_checkpoint.py', '--out', ckpt, '--bench-size', size, '--preprocessor']);
+      // transformers 5.x key layout (query/key/value biases), which the transformers runtime loads as is.
+      runSync(o.python, ['test/tools/make_checkpoint.py', '--out', ckpt, '--bench-size', size, '--preprocessor', '--layout', 'v5']);
     }
     runSync(o.python, ['scripts/export_videomae.py', '--checkpoint', ckpt, '--output', pt]);
   }
