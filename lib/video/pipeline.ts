@@ -3,12 +3,12 @@
 import * as os from 'node:os';
 
 /**
- * How many files to work on at once: enough to keep the model busy while ffmpeg decodes (one
- * inferring, the others decoding), bounded by the cores so that ffmpeg processes do not crowd
- * out inference. Between 2 and 4.
+ * How many files to work on at once: one per two cores, 1 to 4. Each file costs ffprobe and ffmpeg
+ * start-up and decoding, CPU-bound work that competes with inference: on a 2-core machine decoding
+ * the next file while one infers gained nothing measurable (docs/PERFORMANCE.md), so 1 there.
  */
 export function defaultFileConcurrency(): number {
-  return Math.max(2, Math.min(4, os.availableParallelism()));
+  return Math.max(1, Math.min(4, Math.floor(os.availableParallelism() / 2)));
 }
 
 /**
