@@ -151,7 +151,7 @@ function checkCpu(runtime: NativeRuntimeInfo | undefined): Check {
   if (!torch2) {
     return { status: 'info', summary: `${f.model} has ${has}; bfloat16 is only fast with libtorch 2.1 or newer`, fix: 'npx videomae setup (libtorch 2.x), then --dtype bfloat16', data };
   }
-  return { status: 'ok', summary: `${f.model} has ${has}: --dtype bfloat16 (LoadOptions.dtype 'bfloat16') is recommended${f.amx ? '' : '; without AMX expect about 1.4–1.7× the float32 speed (docs/PERFORMANCE.md)'}`, data };
+  return { status: 'ok', summary: `${f.model} has ${has}: --dtype bfloat16 (LoadOptions.dtype 'bfloat16') is recommended${f.amx ? '' : '; without AMX the gain over float32 varies (1.1–1.7× on a Zen 4 EPYC, docs/PERFORMANCE.md)'}`, data };
 }
 
 function checkFfmpeg(env: NodeJS.ProcessEnv): Check {
