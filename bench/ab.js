@@ -9,7 +9,9 @@
 //
 // Runtimes: addon (load-time rewrites on), addon-unfused (both rewrites off at load; note that the
 // addon keeps OpenBLAS single-threaded unless OPENBLAS_NUM_THREADS is set in the environment),
-// ort (onnxruntime-node, graph optimization 'all'). Uses the files bench/run.js prepared in
+// ort (onnxruntime-node, graph optimization 'all'), and the per-dtype backend choices of
+// docs/PERFORMANCE.md: addon-sdpa, addon-onednn, addon-aten-linear (float32), addon-bf16,
+// addon-bf16-aten-linear, addon-bf16-unfused. Uses the files bench/run.js prepared in
 // bench/work/ (run `npm run bench -- --quick --models base` once first). RSS is not separable
 // here: use bench/run.js for memory.
 
@@ -19,6 +21,19 @@ const path = require('node:path');
 const { performance } = require('node:perf_hooks');
 
 const ROOT = path.join(__dirname, '..');
+
+// The environment each addon variant loads under (the choices are made at load time).
+const ADDON_ENV = ['VIDEOMAE_DISABLE_FUSED_ATTENTION', 'VIDEOMAE_DISABLE_FUSED_LINEAR', 'VIDEOMAE_CPU_ATTENTION', 'VIDEOMAE_CPU_LINEAR'];
+const ADDON_VARIANTS = {
+  addon: { env: {} },
+  'addon-unfused': { env: { VIDEOMAE_DISABLE_FUSED_ATTENTION: '1', VIDEOMAE_DISABLE_FUSED_LINEAR: '1' } },
+  'addon-sdpa': { env: { VIDEOMAE_CPU_ATTENTION: 'sdpa' } },            // float32, SDPA attention (libtorch >= 2.1)
+  'addon-onednn': { env: { VIDEOMAE_CPU_LINEAR: 'onednn' } },           // float32, oneDNN packed linear
+  'addon-aten-linear': { env: { VIDEOMAE_CPU_LINEAR: 'aten' } },        // float32, aten::linear (MKL / OpenBLAS)
+  'addon-bf16': { env: {}, dtype: 'bfloat16' },
+  'addon-bf16-aten-linear': { env: { VIDEOMAE_CPU_LINEAR: 'aten' }, dtype: 'bfloat16' },
+  'addon-bf16-unfused': { env: { VIDEOMAE_DISABLE_FUSED_ATTENTION: '1', VIDEOMAE_DISABLE_FUSED_LINEAR: '1' }, dtype: 'bfloat16' },
+};
 
 function args() {
   const o = { model: 'base', rounds: 5, threads: os.availableParallelism(), runtimes: ['addon', 'ort', 'addon-unfused'], json: null };
@@ -59,19 +74,18 @@ async function main() {
   const run = {};
   const closers = [];
   for (const rt of o.runtimes) {
-    if (rt === 'addon' || rt === 'addon-unfused') {
-      const saved = process.env.VIDEOMAE_DISABLE_FUSED_ATTENTION;
-      if (rt === 'addon-unfused') {
-        process.env.VIDEOMAE_DISABLE_FUSED_ATTENTION = '1';
-        process.env.VIDEOMAE_DISABLE_FUSED_LINEAR = '1';
-      } else {
-        delete process.env.VIDEOMAE_DISABLE_FUSED_ATTENTION;
-        delete process.env.VIDEOMAE_DISABLE_FUSED_LINEAR;
+    if (ADDON_VARIANTS[rt]) {
+      const { env, dtype } = ADDON_VARIANTS[rt];
+      const saved = Object.fromEntries(ADDON_ENV.map((k) => [k, process.env[k]]));
+      for (const k of ADDON_ENV) {
+        if (env[k] === undefined) delete process.env[k];
+        else process.env[k] = env[k];
       }
-      const m = await VideoClassifier.load(pt, { threads: o.threads, rejectNonFinite: false });
-      if (saved === undefined) delete process.env.VIDEOMAE_DISABLE_FUSED_ATTENTION;
-      else process.env.VIDEOMAE_DISABLE_FUSED_ATTENTION = saved;
-      delete process.env.VIDEOMAE_DISABLE_FUSED_LINEAR;
+      const m = await VideoClassifier.load(pt, { threads: o.threads, rejectNonFinite: false, dtype: dtype ?? 'float32' });
+      for (const k of ADDON_ENV) {
+        if (saved[k] === undefined) delete process.env[k];
+        else process.env[k] = saved[k];
+      }
       const t = Tensor.fromBuffer(x, shape, 'float32');
       run[rt] = async () => (await m.classify(t, { topK: 1 })).logits;
       closers.push(() => m.dispose());

@@ -10,7 +10,10 @@
 //
 // Runtimes (default: all that apply to the device):
 //   python         Python torch.jit.load of the .pt (scripts/bench/torch_jit_bench.py)
+//   transformers   Python transformers VideoMAEForVideoClassification (eager, its default SDPA
+//                  attention) on the checkpoint the .pt was exported from; -bf16: in bfloat16
 //   addon          the addon, default options (fused attention on), maxBatchSize 1
+//   addon-bf16     the addon with dtype 'bfloat16' (CPU: oneDNN linear layers, SDPA attention)
 //   addon-unfused  the addon without its load-time rewrites (VIDEOMAE_DISABLE_FUSED_ATTENTION=1,
 //                  VIDEOMAE_DISABLE_FUSED_LINEAR=1): the exported graph as plain libtorch runs it
 //   addon-b4/-b8   the addon with maxBatchSize 4 / 8 (concurrency phase only)
@@ -29,7 +32,8 @@ const { summarize, ratio } = require('./lib/stats');
 const { markdown, svgChart } = require('./lib/report');
 
 const ROOT = path.join(__dirname, '..');
-const ALL_RUNTIMES = ['python', 'addon', 'ort', 'addon-unfused', 'addon-b4', 'addon-b8', 'addon-graphs'];
+const ALL_RUNTIMES = ['python', 'transformers', 'transformers-bf16', 'addon', 'addon-bf16', 'ort', 'addon-unfused',
+  'addon-b4', 'addon-b8', 'addon-graphs'];
 const GPU_ONLY = ['addon-graphs'];
 const CPU_ONLY = ['ort', 'addon-unfused'];
 
@@ -106,7 +110,8 @@ function prepare(o, size, needOnnx) {
   if (!fs.existsSync(pt)) {
     log(`making the random ${size} checkpoint and exporting ${pt}`);
     if (!fs.existsSync(path.join(ckpt, 'config.json'))) {
-      runSync(o.python, ['test/tools/make_checkpoint.py', '--out', ckpt, '--bench-size', size, '--preprocessor']);
+      // transformers 5.x key layout (query/key/value biases), which the transformers runtime loads as is.
+      runSync(o.python, ['test/tools/make_checkpoint.py', '--out', ckpt, '--bench-size', size, '--preprocessor', '--layout', 'v5']);
     }
     runSync(o.python, ['scripts/export_videomae.py', '--checkpoint', ckpt, '--output', pt]);
   }
@@ -122,7 +127,7 @@ function prepare(o, size, needOnnx) {
   if (!fs.existsSync(input) || fs.statSync(input).size !== CLIPS * per * 4) {
     fs.writeFileSync(input, randomClips(CLIPS * per, 1234));
   }
-  return { size, pt, onnx, input, shape, config: c };
+  return { size, ckpt, pt, onnx, input, shape, config: c };
 }
 
 /** extra/videomae.json of a .pt, read with the Python that wrote it (no zip reader in Node). */
@@ -172,13 +177,21 @@ async function runRuntime(o, m, runtime, plan) {
     '--threads', String(o.threads), '--iters', String(plan.iters), '--conc', String(CONC),
     '--conc-clips', String(plan.concClips)];
   const dev = ['--device', o.device, '--dtype', o.dtype, ...(o.batch > 1 ? ['--batch', String(o.batch)] : [])];
+  const bf16 = ['--device', o.device, '--dtype', 'bfloat16', ...(o.batch > 1 ? ['--batch', String(o.batch)] : [])];
+  const hf = ['scripts/bench/torch_jit_bench.py', '--model', m.pt, '--transformers', m.ckpt, ...common];
   const node = process.execPath;
   const addon = path.join('bench', 'runners', 'addon.js');
   switch (runtime) {
     case 'python':
       return child(o.python, ['scripts/bench/torch_jit_bench.py', '--model', m.pt, ...common, ...dev]);
+    case 'transformers':
+      return child(o.python, [...hf, ...dev]);
+    case 'transformers-bf16':
+      return child(o.python, [...hf, ...bf16]);
     case 'addon':
       return child(node, [addon, '--model', m.pt, ...common, ...dev], {});
+    case 'addon-bf16':
+      return child(node, [addon, '--model', m.pt, ...common, ...bf16], {});
     case 'addon-unfused':
       // The addon keeps OpenBLAS single-threaded unless OPENBLAS_NUM_THREADS is set (fork safety,
       // docs/RELIABILITY.md); the unfused graph's GEMMs then get the same threads as Python's.
@@ -238,6 +251,7 @@ async function main() {
       }
     }
     entry.ratios = ratios(entry.runtimes);
+    if (size !== 'tiny' && o.device === 'cpu') entry.ceiling = ceiling(o, m.config, entry.runtimes);
     entry.logit_diff_vs_python = logitDiffs(entry.runtimes);
   }
   result.load_average_end = os.loadavg();
@@ -252,6 +266,38 @@ async function main() {
   log(`wrote ${path.relative(ROOT, base)}.{json,md,svg}`);
 }
 
+/** FLOPs of one clip: the linear layers, attention's two matmuls and the patch embedding. */
+function clipGflop(c) {
+  const tokens = (c.numFrames / c.tubeletSize) * (c.imageSize / c.patchSize) ** 2;
+  const h = c.hiddenSize;
+  const perLayer = 2 * tokens * (4 * h * h + 2 * h * c.intermediateSize) + 4 * tokens * tokens * h;
+  const patch = 2 * tokens * h * c.numChannels * c.tubeletSize * c.patchSize ** 2;
+  return (c.numLayers * perLayer + patch + 2 * h * c.numLabels) / 1e9;
+}
+
+/**
+ * Each runtime's sequential rate as a fraction of the GEMM ceiling of its dtype, measured now with
+ * the same threads (scripts/bench/gemm_ceiling.py): the best a GEMM-bound model could do.
+ */
+function ceiling(o, config, rt) {
+  const r = spawnSync(o.python, ['scripts/bench/gemm_ceiling.py', '--threads', String(o.threads)], { cwd: ROOT, encoding: 'utf8' });
+  if (r.status !== 0) {
+    log(`GEMM ceiling failed: ${r.stderr}`);
+    return undefined;
+  }
+  const gemm = JSON.parse(r.stdout.trim().split('\n').pop());
+  const gflop = clipGflop(config);
+  const out = { gemm, clip_gflop: gflop, runtimes: {} };
+  for (const [name, s] of Object.entries(rt)) {
+    if (!s.c1_p50_ms) continue;
+    const dtype = /bf16/.test(name) ? 'bfloat16' : 'float32';
+    const gflops = gflop / (s.c1_p50_ms / 1000);
+    out.runtimes[name] = { dtype, gflops, fraction: gemm[dtype] ? gflops / gemm[dtype] : null };
+  }
+  log(`GEMM ceiling: float32 ${gemm.float32.toFixed(0)} GFLOP/s, bfloat16 ${gemm.bfloat16?.toFixed(0) ?? '-'} GFLOP/s`);
+  return out;
+}
+
 /** Ratios of the same run, each stated so that > 1 means the addon (or the option) is faster. */
 function ratios(rt) {
   const r = {};
@@ -259,6 +305,10 @@ function ratios(rt) {
   const cc = (k) => rt[k]?.cc_clips_per_s;
   const cpu = (k) => rt[k]?.c1_cpu_ms_per_clip;
   r['python_c1_time / addon_c1_time'] = ratio(c1('python'), c1('addon'));
+  r['transformers_c1_time / addon_c1_time'] = ratio(c1('transformers'), c1('addon'));
+  r['transformers_bf16_c1_time / addon_bf16_c1_time'] = ratio(c1('transformers-bf16'), c1('addon-bf16'));
+  r['ort_c1_time / addon_bf16_c1_time'] = ratio(c1('ort'), c1('addon-bf16'));
+  r['addon_c1_time / addon_bf16_c1_time'] = ratio(c1('addon'), c1('addon-bf16'));
   r['python_c1_cpu / addon_c1_cpu'] = ratio(cpu('python'), cpu('addon'));
   r['ort_c1_cpu / addon_c1_cpu'] = ratio(cpu('ort'), cpu('addon'));
   r['unfused_c1_cpu / fused_c1_cpu'] = ratio(cpu('addon-unfused'), cpu('addon'));

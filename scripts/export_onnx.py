@@ -59,10 +59,13 @@ def main(argv=None):
     tmp = a.output + ".tmp"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "no signature found for ScriptMethod": expected
+        # torch >= 2.5 defaults to the dynamo exporter (which needs onnxscript and cannot take a
+        # ScriptModule); the TorchScript exporter is the one for a .pt.
+        legacy = {"dynamo": False} if tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 5) else {}
         with torch.no_grad():
             torch.onnx.export(module, (x,), tmp, input_names=["pixel_values"], output_names=names,
                               dynamic_axes=dict({"pixel_values": {0: "batch"}}, **{n: {0: "batch"} for n in names}),
-                              opset_version=a.opset, do_constant_folding=True)
+                              opset_version=a.opset, do_constant_folding=True, **legacy)
     os.replace(tmp, a.output)
     print("wrote %s (%.1f MB, opset %d)" % (a.output, os.path.getsize(a.output) / 1e6, a.opset))
     if a.check:

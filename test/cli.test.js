@@ -79,6 +79,20 @@ test('classify prints a table per file and reports failures on stderr', async ()
   assert.match(stderr, /missing\.mp4: failed \[VMAE_INVALID_INPUT\] Expected an existing video file/);
 });
 
+test('classify --jobs decodes several files at once and reports them in the order given', async () => {
+  const files = [mp4, corrupt, mp4, path.join(dir, 'missing.mp4'), mp4];
+  const { code, stdout } = await cli(['classify', '--json', '-m', model, '--jobs', '3', '--threads', '1', ...files]);
+  assert.equal(code, 1);
+  const out = JSON.parse(stdout);
+  assert.deepEqual(out.map((r) => r.file), files);
+  assert.deepEqual(out.map((r) => 'error' in r), [false, true, false, true, false]);
+  assert.deepEqual(out[2].predictions, out[0].predictions);
+  assert.deepEqual(out[4].predictions, out[0].predictions);
+  const r = await cli(['classify', '-m', model, '--jobs', '0', mp4]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /--jobs/);
+});
+
 test('classify rejects bad flags before loading a model', async () => {
   let r = await cli(['classify', '-m', model, '--clips', 'many', mp4]);
   assert.notEqual(r.code, 0);

@@ -35,7 +35,12 @@ describe('doctor', () => {
     assert.equal(r.status, 0, r.stdout + r.stderr);
     const c = r.json.checks;
     assert.equal(r.json.ok, true);
-    assert.deepEqual(Object.keys(c), ['node', 'addon', 'libtorch', 'gpu', 'ffmpeg', 'python', 'model']);
+    assert.deepEqual(Object.keys(c), ['node', 'addon', 'libtorch', 'gpu', 'cpu', 'ffmpeg', 'python', 'model']);
+    // The CPU line reads /proc/cpuinfo's flags, as `grep` would.
+    const flags = fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1] ?? '' : '';
+    assert.equal(c.cpu.data.avx512bf16, /\bavx512_bf16\b/.test(flags));
+    assert.equal(c.cpu.data.amx, /\bamx_bf16\b/.test(flags) && /\bamx_tile\b/.test(flags));
+    assert.equal(c.cpu.status === 'ok', (c.cpu.data.amx || c.cpu.data.avx512bf16) && c.cpu.data.libtorch2, JSON.stringify(c.cpu));
     assert.equal(c.node.data.napi, Number(process.versions.napi));
     assert.equal(c.addon.status, 'ok');
     assert.ok(['source', 'prebuild'].includes(c.addon.data.kind));

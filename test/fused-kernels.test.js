@@ -82,8 +82,12 @@ test('every instruction-set variant of the kernels gives the same logits (VIDEOM
   }
 });
 
-test('the rewrites: one attention and four linears per layer (plus the head); each switch turns its own off', async () => {
+test('the rewrites: one attention and four linears per layer (plus the patch embedding and the head); each switch turns its own off', async () => {
   const { native } = require('../lib/native');
+  const [major, minor] = runtimeInfo().libtorchVersion.split('.').map(Number);
+  // oneDNN runs bfloat16 on CPUs with AVX-512 (BW, VL, DQ) or better.
+  const flags = require('node:fs').existsSync('/proc/cpuinfo') ? require('node:fs').readFileSync('/proc/cpuinfo', 'utf8') : '';
+  const onednnBf16 = (major > 2 || (major === 2 && minor >= 1)) && ['avx512bw', 'avx512vl', 'avx512dq'].every((f) => flags.includes(f));
   const { model } = makeModel(['--seed', '5', '--preprocessor', '--layers', '3']);
   const loadInfo = (options, env = {}) => withEnv(env, async () => {
     const nc = new (native().NativeClassifier)({ threads: 1 });
@@ -94,15 +98,15 @@ test('the rewrites: one attention and four linears per layer (plus the head); ea
       await nc.dispose();
     }
   });
-  assert.deepEqual(await loadInfo({}), [3, 13]);
-  for (const [options, expected] of [[{}, [3, 13]], [{ optimize: false }, [0, 0]]]) {
+  assert.deepEqual(await loadInfo({}), [3, 14]);
+  for (const [options, expected] of [[{}, [3, 14]], [{ optimize: false }, [0, 0]]]) {
     const clf = await VideoClassifier.load(model, { threads: 1, ...options });
     assert.deepEqual(clf.optimizations, { fusedAttention: expected[0], fusedLinear: expected[1] });
     await clf.dispose();
   }
   assert.deepEqual(await loadInfo({ optimize: false }), [0, 0]);
-  assert.deepEqual(await loadInfo({}, { VIDEOMAE_DISABLE_FUSED_ATTENTION: '1' }), [0, 13]);
+  assert.deepEqual(await loadInfo({}, { VIDEOMAE_DISABLE_FUSED_ATTENTION: '1' }), [0, 14]);
   assert.deepEqual(await loadInfo({}, { VIDEOMAE_DISABLE_FUSED_LINEAR: '1' }), [3, 0]);
-  // Not float32: the weights stay as they are (no packed layout for bfloat16).
-  assert.deepEqual(await loadInfo({ dtype: 'bfloat16' }), [3, 0]);
+  // bfloat16: oneDNN's packed linear on libtorch >= 2.1 (test/cpu-bf16.test.js), else as exported.
+  assert.deepEqual(await loadInfo({ dtype: 'bfloat16' }), [3, onednnBf16 ? 14 : 0]);
 });

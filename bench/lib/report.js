@@ -16,7 +16,7 @@ function markdown(r, svgName) {
     `- Date: ${r.date}${r.quick ? ' (quick mode)' : ''}; duration ${r.duration_s} s`,
     `- Machine: ${m.cpu}, ${m.cores} cores available, ${m.memory_gb} GB, AVX-512 ${m.avx512 ? 'yes' : 'no'}, ${m.platform}, kernel ${m.kernel}`,
     `- Load average at start / end: ${r.load_average_start.map((x) => x.toFixed(2)).join(' ')} / ${r.load_average_end.map((x) => x.toFixed(2)).join(' ')} (shared machine: only ratios within this run count)`,
-    `- Versions: node ${v.node}, libtorch ${v.libtorch ?? '–'} (${v.libtorch_source ?? '–'}), Python torch ${v.torch ?? '–'}, onnxruntime-node ${v.onnxruntime ?? '–'}`,
+    `- Versions: node ${v.node}, libtorch ${v.libtorch ?? '–'} (${v.libtorch_source ?? '–'}), Python torch ${v.torch ?? "–"}, transformers ${v.transformers ?? "–"}, onnxruntime-node ${v.onnxruntime ?? '–'}`,
     `- Device ${r.device}, dtype ${r.dtype}, ${r.threads} intra-op threads in every runtime`,
     `- Command: \`${r.command}\``,
     '',
@@ -47,6 +47,17 @@ function markdown(r, svgName) {
     lines.push('', 'Ratios (same run; > 1 means the first named is faster or the option helps):', '');
     for (const [k, x] of Object.entries(e.ratios || {})) lines.push(`- \`${k}\` = **${x.toFixed(3)}**`);
     lines.push('');
+    if (e.ceiling) {
+      const g = e.ceiling.gemm;
+      lines.push(`GEMM ceiling (a bare ${g.shape.join('×')} GEMM, ${g.threads} threads, Python torch ${g.torch}): ` +
+        `float32 ${f(g.float32, 0)} GFLOP/s, bfloat16 (oneDNN, packed) ${f(g.bfloat16, 0)} GFLOP/s. ` +
+        `One clip is ${f(e.ceiling.clip_gflop, 1)} GFLOP.`, '');
+      lines.push('| runtime | dtype | c1 p50 GFLOP/s | fraction of its GEMM ceiling |', '|---|---|---:|---:|');
+      for (const [name, c] of Object.entries(e.ceiling.runtimes)) {
+        lines.push(`| ${name} | ${c.dtype} | ${f(c.gflops, 0)} | ${c.fraction === null ? '–' : f(c.fraction, 2)} |`);
+      }
+      lines.push('');
+    }
   }
   if (svgName) lines.push(`![throughput chart](${svgName})`, '');
   return `${lines.join('\n')}\n`;

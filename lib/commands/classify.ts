@@ -6,6 +6,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { VideoClassifier, type ModelDtype } from '../classifier';
 import { requireDefaultModel } from '../default-model';
 import { expected, VideoMAEError } from '../errors';
+import { defaultFileConcurrency, mapOrdered } from '../video/file-pool';
 import { resolveSampling } from '../video/sampling';
 import type { VideoClassification } from '../video/clips';
 
@@ -18,6 +19,7 @@ interface ClassifyFlags {
   crops?: number;
   sampleRate?: number;
   threads?: number;
+  jobs?: number;
   json?: boolean;
 }
 
@@ -56,6 +58,7 @@ export function register(program: Command): void {
     .command('classify')
     .description('Classify video files (decoded with ffmpeg; VideoMAE Kinetics test protocol, see docs/VIDEO.md)'))
     .option('-k, --top-k <n>', 'labels to show per file', integer, 5)
+    .option('-j, --jobs <n>', `files decoded while one is classified, ffmpeg processes at most (default ${defaultFileConcurrency()})`, integer)
     .option('--json', 'print a JSON array, one entry per file')
     .addHelpText('after', '\nExit status is 1 if any file failed; every file is still reported.\n' +
       'Example: videomae classify --model model.pt --clips 5 --crops 3 a.mp4 b.webm\n')
@@ -66,26 +69,32 @@ async function run(videos: string[], flags: ClassifyFlags): Promise<void> {
   // Fail on bad sampling flags before spending time on the model.
   const sampling = resolveSampling({ clips: flags.clips, crops: flags.crops, sampleRate: flags.sampleRate });
   if (flags.topK < 1) throw expected('a positive integer', '--top-k', flags.topK);
+  const jobs = flags.jobs ?? defaultFileConcurrency();
+  if (jobs < 1) throw expected('a positive integer', '--jobs', jobs);
   const modelFile = flags.model ?? requireDefaultModel();
   const clf = await VideoClassifier.load(modelFile, { device: flags.device, dtype: flags.dtype, threads: flags.threads });
   const topK = Math.min(flags.topK, clf.config.numLabels); // -k 5 on a 3-label model shows all 3
-  const results: FileResult[] = [];
   const bar = process.stderr.isTTY && videos.length > 1 ? progressBar(videos.length) : undefined;
+  let results: FileResult[] = [];
+  let reported = 0;
   try {
-    for (const file of videos) {
-      bar?.update(results.length, { file: path.basename(file) });
+    // The next files decode while one is classified; results print in the order given.
+    results = await mapOrdered(videos, jobs, async (file): Promise<FileResult> => {
       try {
         const r = await clf.classifyVideo(file, { ...sampling, topK });
-        results.push({ file, predictions: r.predictions, timings: r.timings, views: r.views,
-          framesDecoded: r.framesDecoded, durationSec: r.durationSec });
+        return { file, predictions: r.predictions, timings: r.timings, views: r.views,
+          framesDecoded: r.framesDecoded, durationSec: r.durationSec };
       } catch (err) {
         const e = err as Partial<VideoMAEError>;
-        results.push({ file, error: { code: e.code ?? 'VMAE_RUNTIME', message: e.message ?? String(err) } });
+        return { file, error: { code: e.code ?? 'VMAE_RUNTIME', message: e.message ?? String(err) } };
       }
-      if (!bar && !flags.json) print(results[results.length - 1]);
-    }
+    }, (result, i) => {
+      reported = i + 1;
+      bar?.update(reported, { file: path.basename(videos[i + 1] ?? '') });
+      if (!bar && !flags.json) print(result);
+    });
   } finally {
-    bar?.update(results.length, { file: '' });
+    bar?.update(reported, { file: '' });
     bar?.stop();
     await clf.dispose();
   }

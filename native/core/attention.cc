@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 
 #include "core/kernels.h"
 
@@ -91,7 +92,42 @@ torch::Tensor FusedCpu(torch::Tensor q, torch::Tensor k, torch::Tensor v) {
   return out.permute({0, 2, 1, 3});
 }
 
+#if VMAE_HAS_SDPA
+// at::scaled_dot_product_attention with scale 1: the exporter folded 1/sqrt(d) into q.
+torch::Tensor Sdpa(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+  return at::scaled_dot_product_attention(q, k, v, {}, 0.0, false, 1.0);
+}
+#endif
+
 }  // namespace
+
+CpuAttention CpuAttentionFor(torch::ScalarType dtype) {
+  // Read at every load, so that one process can compare the choices (bench/ab.js).
+  const char* forced = std::getenv("VIDEOMAE_CPU_ATTENTION");
+  if (forced != nullptr) {
+    if (std::strcmp(forced, "unfused") == 0) return CpuAttention::kUnfused;
+    if (std::strcmp(forced, "fused") == 0) return CpuAttention::kFused;
+#if VMAE_HAS_SDPA
+    if (std::strcmp(forced, "sdpa") == 0) return CpuAttention::kSdpa;
+#endif
+  }
+  if (dtype == torch::kFloat32) return CpuAttention::kFused;
+  if (dtype != torch::kBFloat16 && dtype != torch::kHalf) return CpuAttention::kUnfused;
+#if VMAE_HAS_SDPA
+  // With AMX, libtorch's flash kernel runs its GEMMs on the tiles. Without, its bfloat16 path is
+  // no faster than float32 (docs/PERFORMANCE.md), and our float32 kernel beats both.
+  if (dtype == torch::kBFloat16 ? kernels::CpuHasAmxBf16() : kernels::CpuHasAmxFp16()) return CpuAttention::kSdpa;
+#endif
+  return CpuAttention::kFused;
+}
+
+const char* CpuAttentionName(CpuAttention a) {
+  switch (a) {
+    case CpuAttention::kFused: return "vmae";
+    case CpuAttention::kSdpa: return "sdpa";
+    default: return "aten";
+  }
+}
 
 torch::Tensor UnfusedAttention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
   return at::matmul(at::softmax(at::matmul(q, k.transpose(-2, -1)), -1), v);
@@ -99,11 +135,17 @@ torch::Tensor UnfusedAttention(const torch::Tensor& q, const torch::Tensor& k, c
 
 torch::Tensor Attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
   if (CanFuseOnCpu(q, k, v)) return FusedCpu(q, k, v);
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
-  // Flash / memory-efficient kernels; `scale` (2.1+) is 1 because the exporter folded it into q.
-  if (q.is_cuda() && q.dim() == 4 && k.dim() == 4 && v.dim() == 4) {
-    return at::scaled_dot_product_attention(q, k, v, {}, 0.0, false, 1.0);
+  const auto dtype = q.scalar_type();
+  if (q.device().is_cpu() && (dtype == torch::kBFloat16 || dtype == torch::kHalf) && k.scalar_type() == dtype &&
+      v.scalar_type() == dtype) {
+    // The float32 kernel on a float32 copy of q, k, v (a few MB): faster than any bfloat16
+    // attention libtorch has on a CPU without AMX.
+    auto q32 = q.to(torch::kFloat32), k32 = k.to(torch::kFloat32), v32 = v.to(torch::kFloat32);
+    if (CanFuseOnCpu(q32, k32, v32)) return FusedCpu(q32, k32, v32).to(dtype);
   }
+#if VMAE_HAS_SDPA
+  // Flash / memory-efficient kernels.
+  if (q.is_cuda() && q.dim() == 4 && k.dim() == 4 && v.dim() == 4) return Sdpa(q, k, v);
 #endif
   return UnfusedAttention(q, k, v);
 }
@@ -114,6 +156,10 @@ void RegisterAttentionOp() {
   static const auto registry = torch::RegisterOperators().op(
       "vmae::attention(Tensor q, Tensor k, Tensor v) -> Tensor", &Attention);
   (void)registry;
+#if VMAE_HAS_SDPA
+  static const auto sdpa = torch::RegisterOperators().op("vmae::sdpa(Tensor q, Tensor k, Tensor v) -> Tensor", &Sdpa);
+  (void)sdpa;
+#endif
 }
 
 const char* CpuKernelIsa() { return kernels::SelectCpuKernels().isa; }

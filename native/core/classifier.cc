@@ -10,6 +10,7 @@
 #include "core/device.h"
 #include "core/errors.h"
 #include "core/graph_passes.h"
+#include "core/linear.h"
 
 namespace vmae {
 
@@ -74,6 +75,13 @@ bool AllFinite(const torch::Tensor& t) {
 std::unique_ptr<Classifier> Classifier::Load(const LoadOptions& options) {
   const torch::Device device = ParseDevice(options.device);
   const torch::ScalarType dtype = ParseModelDtype(options.dtype);
+  if (device.is_cpu() && dtype == torch::kHalf && !OneDnnLinearAvailable(torch::kHalf)) {
+    // libtorch's own float16 CPU kernels are slow fallbacks (1.13 lacks some: conv3d), so refuse.
+    throw CoreError(codes::kInvalidInput,
+                    "Expected dtype 'float32' or 'bfloat16' on this CPU but received 'float16': float16 on the "
+                    "CPU needs libtorch 2.1 or newer and a CPU with AVX512-FP16 or AMX-FP16 (this libtorch is " TORCH_VERSION
+                    "). Use 'bfloat16' for a fast low-precision mode, or device 'cuda'");
+  }
   ArchiveInfo archive = ReadArchive(options.path);
   // On CUDA, first make the device and the model's own stream current on this (the inference)
   // thread, so that the weights are uploaded on that stream too.

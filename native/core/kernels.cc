@@ -3,6 +3,10 @@
 #include <cstdlib>
 #include <cstring>
 
+#if defined(VMAE_KERNELS_X86)
+#include <cpuid.h>
+#endif
+
 namespace vmae {
 namespace kernels {
 
@@ -35,6 +39,24 @@ const CpuKernels& SelectCpuKernels() {
   }();
   return *selected;
 }
+
+namespace {
+// cpuid leaf 7: subleaf 0 EDX bit 22 = AMX-BF16, bit 24 = AMX-TILE; subleaf 1 EAX bit 21 = AMX-FP16.
+bool CpuidBit(unsigned subleaf, int reg, int bit) {
+#if defined(VMAE_KERNELS_X86)
+  unsigned r[4] = {0, 0, 0, 0};
+  if (!__get_cpuid_count(7, subleaf, &r[0], &r[1], &r[2], &r[3])) return false;
+  return (r[reg] >> bit) & 1u;
+#else
+  (void)subleaf, (void)reg, (void)bit;
+  return false;
+#endif
+}
+constexpr int kEax = 0, kEdx = 3;
+}  // namespace
+
+bool CpuHasAmxBf16() { return CpuidBit(0, kEdx, 24) && CpuidBit(0, kEdx, 22); }
+bool CpuHasAmxFp16() { return CpuidBit(0, kEdx, 24) && CpuidBit(1, kEax, 21); }
 
 }  // namespace kernels
 }  // namespace vmae

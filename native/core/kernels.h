@@ -73,6 +73,11 @@ const CpuKernels& SelectCpuKernels();
 // Sync. The kernels for an instruction set by name; null when this build or this CPU lacks it.
 const CpuKernels* FindCpuKernels(const char* isa);
 
+// Sync, never throws. Whether the CPU has AMX tiles with bfloat16 / float16 (cpuid), where
+// oneDNN's and libtorch's own bfloat16 kernels (scaled_dot_product_attention) are fastest.
+bool CpuHasAmxBf16();
+bool CpuHasAmxFp16();
+
 // The tables defined by kernels_{avx512,avx2,generic}.cc. Call them only after checking the CPU
 // (FindCpuKernels does).
 const CpuKernels* Avx512Kernels();

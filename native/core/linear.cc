@@ -4,7 +4,10 @@
 #include <ATen/Parallel.h>
 #include <torch/script.h>
 
+#include <ATen/core/dispatch/Dispatcher.h>
+
 #include <algorithm>
+#include <string>
 #include <vector>
 
 #include "core/kernels.h"
@@ -94,12 +97,111 @@ torch::Tensor PackedLinear(const torch::Tensor& x_in, const torch::Tensor& packe
   return y;
 }
 
+torch::Tensor Patchify(const torch::Tensor& x, int64_t kt, int64_t kh, int64_t kw) {
+  TORCH_CHECK(x.dim() == 5 && kt > 0 && kh > 0 && kw > 0 && x.size(2) % kt == 0 && x.size(3) % kh == 0 &&
+                  x.size(4) % kw == 0,
+              "vmae::patchify: expected [B, C, T, H, W] divisible by (", kt, ", ", kh, ", ", kw, "), got ",
+              x.sizes());
+  const int64_t b = x.size(0), c = x.size(1), t = x.size(2) / kt, h = x.size(3) / kh, w = x.size(4) / kw;
+  // Splitting dimensions is always a view; the permuted reshape is the one copy.
+  return x.view({b, c, t, kt, h, kh, w, kw})
+      .permute({0, 2, 4, 6, 1, 3, 5, 7})
+      .reshape({b, t * h * w, c * kt * kh * kw});
+}
+
+#if VMAE_HAS_ONEDNN_LINEAR
+namespace {
+
+c10::OperatorHandle OneDnnOp(const char* name, const char* overload) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, overload);
+}
+
+}  // namespace
+
+bool OneDnnLinearAvailable(torch::ScalarType dtype) {
+  try {
+    if (!at::hasMKLDNN()) return false;
+    OneDnnOp("mkldnn::_linear_pointwise", "");
+    OneDnnOp("mkldnn::_reorder_linear_weight", "");
+    if (dtype == torch::kFloat32) return true;
+    const char* check = dtype == torch::kBFloat16 ? "mkldnn::_is_mkldnn_bf16_supported"
+                        : dtype == torch::kHalf   ? "mkldnn::_is_mkldnn_fp16_supported"
+                                                  : nullptr;
+    if (check == nullptr) return false;
+    torch::jit::Stack stack;
+    OneDnnOp(check, "").callBoxed(&stack);
+    return stack.size() == 1 && stack[0].toBool();
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+torch::Tensor PackOneDnnLinearWeight(const torch::Tensor& weight, int64_t rows) {
+  TORCH_CHECK(weight.dim() == 2 && weight.device().is_cpu(), "PackOneDnnLinearWeight: expected a 2-D CPU weight, got ",
+              weight.sizes());
+  torch::jit::Stack stack{weight.contiguous(), c10::IValue(rows)};
+  OneDnnOp("mkldnn::_reorder_linear_weight", "").callBoxed(&stack);
+  return stack.at(0).toTensor();
+}
+
+torch::Tensor OneDnnLinear(const torch::Tensor& x_in, const torch::Tensor& packed,
+                           const c10::optional<torch::Tensor>& bias,
+                           const c10::optional<torch::Tensor>& residual, int64_t activation) {
+  static const auto unary = OneDnnOp("mkldnn::_linear_pointwise", "");
+  static const auto binary = OneDnnOp("mkldnn::_linear_pointwise", "binary");
+  TORCH_CHECK(activation == kernels::kLinearNone || activation == kernels::kLinearGelu,
+              "vmae::onednn_linear: unknown activation ", activation);
+  auto x = x_in.contiguous();
+  c10::IValue b = bias && bias->defined() ? c10::IValue(*bias) : c10::IValue();
+  torch::jit::Stack stack;
+  bool add_later = false;
+  if (residual && residual->defined()) {
+    std::vector<int64_t> out_shape(x.sizes().begin(), x.sizes().end());
+    out_shape.back() = packed.size(0);
+    if (activation == kernels::kLinearNone && residual->sizes() == c10::IntArrayRef(out_shape) &&
+        residual->scalar_type() == x.scalar_type()) {
+      stack = {x, residual->contiguous(), packed, b, std::string("add")};
+      binary.callBoxed(&stack);
+      return stack.at(0).toTensor();
+    }
+    add_later = true;
+  }
+  c10::impl::GenericList scalars(c10::OptionalType::create(c10::NumberType::get()));
+  const bool gelu = activation == kernels::kLinearGelu;
+  stack = {x, packed, b, std::string(gelu ? "gelu" : "none"), scalars,
+           gelu ? c10::IValue(std::string("none")) : c10::IValue()};
+  unary.callBoxed(&stack);
+  auto y = stack.at(0).toTensor();
+  if (add_later) y = y + *residual;
+  return y;
+}
+#else
+bool OneDnnLinearAvailable(torch::ScalarType) { return false; }
+
+torch::Tensor PackOneDnnLinearWeight(const torch::Tensor&, int64_t) {
+  TORCH_CHECK(false, "oneDNN's packed linear needs libtorch >= 2.1");
+}
+
+torch::Tensor OneDnnLinear(const torch::Tensor&, const torch::Tensor&, const c10::optional<torch::Tensor>&,
+                           const c10::optional<torch::Tensor>&, int64_t) {
+  TORCH_CHECK(false, "oneDNN's packed linear needs libtorch >= 2.1");
+}
+#endif
+
 void RegisterLinearOp() {
   // A function-local static: see RegisterAttentionOp.
-  static const auto registry = torch::RegisterOperators().op(
-      "vmae::linear(Tensor x, Tensor packed, Tensor? bias, Tensor? residual, int activation, int n) -> Tensor",
-      &PackedLinear);
+  static const auto registry =
+      torch::RegisterOperators()
+          .op("vmae::linear(Tensor x, Tensor packed, Tensor? bias, Tensor? residual, int activation, int n) -> Tensor",
+              &PackedLinear)
+          .op("vmae::patchify(Tensor x, int kt, int kh, int kw) -> Tensor", &Patchify);
   (void)registry;
+#if VMAE_HAS_ONEDNN_LINEAR
+  static const auto onednn = torch::RegisterOperators().op(
+      "vmae::onednn_linear(Tensor x, Tensor packed, Tensor? bias, Tensor? residual, int activation) -> Tensor",
+      &OneDnnLinear);
+  (void)onednn;
+#endif
 }
 
 }  // namespace vmae

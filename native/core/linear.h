@@ -5,6 +5,15 @@
 #pragma once
 
 #include <torch/types.h>
+#include <torch/version.h>
+
+// oneDNN's pre-packed linear with fused epilogues (mkldnn::_linear_pointwise and
+// mkldnn::_reorder_linear_weight, what TorchInductor uses on the CPU) from libtorch 2.1 on.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+#define VMAE_HAS_ONEDNN_LINEAR 1
+#else
+#define VMAE_HAS_ONEDNN_LINEAR 0
+#endif
 
 namespace vmae {
 
@@ -19,8 +28,31 @@ torch::Tensor PackLinearWeight(const torch::Tensor& weight);
 torch::Tensor PackedLinear(const torch::Tensor& x, const torch::Tensor& packed, const c10::optional<torch::Tensor>& bias,
                            const c10::optional<torch::Tensor>& residual, int64_t activation, int64_t n);
 
+// Sync. Whether oneDNN's packed linear can run `dtype` here: libtorch >= 2.1 built with oneDNN
+// (mkldnn), and for bfloat16 / float16 a CPU that oneDNN supports for it. Never throws.
+bool OneDnnLinearAvailable(torch::ScalarType dtype);
+
+// Sync. W [n, k] (float32, bfloat16 or float16, CPU) -> oneDNN's packed (opaque) weight for
+// inputs of about `rows` rows. Throws c10::Error where OneDnnLinearAvailable is false.
+torch::Tensor PackOneDnnLinearWeight(const torch::Tensor& weight, int64_t rows);
+
+// Sync. The oneDNN counterpart of PackedLinear: act(x W^T + bias) + residual, in x's dtype, with
+// the activation and the residual add done in the GEMM's epilogue (the add only when `residual`
+// has the output's shape and dtype; otherwise it is added afterwards). Throws c10::Error.
+torch::Tensor OneDnnLinear(const torch::Tensor& x, const torch::Tensor& packed,
+                           const c10::optional<torch::Tensor>& bias,
+                           const c10::optional<torch::Tensor>& residual, int64_t activation);
+
+// Sync. Non-overlapping patches of x [B, C, T, H, W] (any strides) as GEMM rows:
+// [B, (T/kt)(H/kh)(W/kw), C*kt*kh*kw], patches in (t, h, w) order, each in (c, t, h, w) order, so
+// that conv3d(x, w, b, stride = kernel) flattened over (t, h, w) and transposed equals
+// linear(patchify(x), w.reshape(O, -1), b). Throws c10::Error unless the sizes divide.
+torch::Tensor Patchify(const torch::Tensor& x, int64_t kt, int64_t kh, int64_t kw);
+
 // Sync, thread-safe, idempotent. Registers
 // vmae::linear(Tensor x, Tensor packed, Tensor? bias, Tensor? residual, int activation, int n) -> Tensor.
+// Also vmae::patchify(Tensor x, int kt, int kh, int kw) -> Tensor and, on libtorch >= 2.1,
+// vmae::onednn_linear(Tensor x, Tensor packed, Tensor? bias, Tensor? residual, int activation).
 void RegisterLinearOp();
 
 }  // namespace vmae

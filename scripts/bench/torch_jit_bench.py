@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Benchmark child for `npm run bench`: Python torch.jit.load of a videomae-node .pt.
+"""Benchmark child for `npm run bench`: Python torch.jit.load of a videomae-node .pt, or, with
+--transformers DIR, Hugging Face transformers' VideoMAEForVideoClassification (eager PyTorch, what
+users run today) loaded from the checkpoint folder the .pt was exported from.
 
     python3 scripts/bench/torch_jit_bench.py --model M.pt --input clips.f32 --clips K \
         --shape T,C,S,S --threads N --iters I --conc C --conc-clips J [--device cpu|cuda]
-        [--dtype float32|float16|bfloat16] [--batch B]
+        [--dtype float32|float16|bfloat16] [--batch B] [--transformers DIR [--attn sdpa|eager]]
 
 Runs the same phases as bench/runners/addon.js, in the same order, and prints one JSON object on
 its last stdout line:
@@ -45,6 +47,8 @@ def main(argv=None):
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--batch", type=int, default=0)
+    ap.add_argument("--transformers", default=None)
+    ap.add_argument("--attn", default="sdpa")
     a = ap.parse_args(argv)
 
     torch.set_num_threads(a.threads)
@@ -66,13 +70,23 @@ def main(argv=None):
         # What the addon does: host float32 in, cast on the device, float32 logits back on the host.
         with torch.inference_mode():
             y = m(x.to(dev, non_blocking=True).to(dtype))
+            if a.transformers:
+                return y.logits.float().cpu()
             # videomae-node/2 files return (logits, embedding)
             return (y[0] if isinstance(y, tuple) else y).float().cpu()
 
     out = {"runtime": "python-torch.jit", "threads": a.threads,
            "versions": {"torch": torch.__version__, "python": sys.version.split()[0]}}
     t = now_ms()
-    m = torch.jit.load(a.model, map_location=dev)
+    if a.transformers:
+        import transformers
+        out["runtime"] = "python-transformers"
+        out["attn_implementation"] = a.attn
+        out["versions"]["transformers"] = transformers.__version__
+        m = transformers.VideoMAEForVideoClassification.from_pretrained(
+            a.transformers, attn_implementation=a.attn, dtype=dtype)
+    else:
+        m = torch.jit.load(a.model, map_location=dev)
     m.eval()
     m.to(dev, dtype)
     sync()
