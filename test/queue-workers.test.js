@@ -74,7 +74,10 @@ async function raw(queue) {
   events.on('error', () => undefined);
   await events.waitUntilReady();
   cleanups.push(async () => {
-    await events.close();
+    // As VideoQueue.close() does: QueueEvents.close() alone can wait forever on its blocking read.
+    const closed = events.close().catch(() => undefined);
+    await events.getBackend().close(true).catch(() => undefined);
+    await closed;
     await q.close();
   });
   return { q, events };

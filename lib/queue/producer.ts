@@ -83,7 +83,10 @@ export class VideoQueue {
   private get events(): QueueEvents {
     if (!this.queueEvents) {
       const { QueueEvents } = bullmq();
-      const events = new QueueEvents(this.queue.name, { connection: this.connection });
+      // From the start of the event stream, not '$': BullMQ checks a job's state once its QueueEvents
+      // is "ready", which can be before the first XREAD is issued; an event emitted in between would
+      // be missed and the wait would never end. Replaying the capped stream once closes that gap.
+      const events = new QueueEvents(this.queue.name, { connection: this.connection, lastEventId: '0-0' });
       // Each awaited job listens for its own two events.
       events.setMaxListeners(0);
       events.on('error', () => undefined);
