@@ -313,8 +313,8 @@ after(async () => {
 
 const codeOf = (p) => p.then(() => 'ok', (e) => (e instanceof VideoMAEError ? e.code : `not a VideoMAEError: ${e}`));
 
-// Open finding (docs/RELIABILITY.md): on libtorch 2.13 the JS thread stalls for longer than two forwards
-// of the slow model between submitting and aborting; CI enforces this on Debian's 1.13 until it is fixed.
+// Open finding (docs/RELIABILITY.md): on libtorch 2.13 the JS thread stalled for longer than two forwards
+// of the slow model between submitting and aborting; it passes on 1.13, where CI enforces it.
 const STALLS = Number(require('..').runtimeInfo().libtorchVersion.split('.')[0]) >= 2
   ? 'libtorch 2.x: the JS thread stalls 150-200 ms (docs/RELIABILITY.md, open)' : false;
 
