@@ -105,8 +105,27 @@ export declare function runtimeInfo(): NativeRuntimeInfo;
  */
 export declare function stopAll(): void;
 
+/** The parent's ends of a spawned process's pipes (close-on-exec); -1 where none was asked for. */
+export interface NativeSpawned {
+  pid: number;
+  stdin: number;
+  stdout: number;
+  stderr: number;
+  fd3: number;
+}
+
+/**
+ * Sync. Starts `file` (searched on PATH) with posix_spawn instead of fork (native/addon/spawn.h):
+ * fd 0 a pipe when `stdin`, else /dev/null; fds 1 and 2 pipes; fd 3 a pipe when `fd3`. `onExit`
+ * runs once, after the process has exited and been reaped (`signal` is a signal number). Throws an
+ * Error with `errno` when it cannot be started.
+ */
+export declare function spawnProcess(file: string, args: string[], stdio: { stdin: boolean; fd3: boolean },
+  onExit: (code: number | null, signal: number | null) => void): NativeSpawned;
+
 export interface NativeBinding {
   NativeClassifier: typeof NativeClassifier;
   runtimeInfo: typeof runtimeInfo;
   stopAll: typeof stopAll;
+  spawnProcess: typeof spawnProcess;
 }

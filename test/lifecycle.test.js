@@ -305,6 +305,10 @@ before(async () => {
   const shape = clipShape(slow);
   x = Tensor.fromBuffer(randomFloats(shape.reduce((a, b) => a * b, 1), 3), shape);
   expected = (await slow.classify(x)).logits;
+  // A burst fills the classifier's staging pool, as in a service that has been running: the tests
+  // below compare abort and timeout latency with a forward, and the first copy of a 9.6 MB input
+  // into fresh memory costs 5-24 ms of page faults depending on the machine (a VM's faults are dear).
+  await Promise.all(Array.from({ length: 10 }, () => slow.classify(x)));
 });
 
 after(async () => {
@@ -313,12 +317,7 @@ after(async () => {
 
 const codeOf = (p) => p.then(() => 'ok', (e) => (e instanceof VideoMAEError ? e.code : `not a VideoMAEError: ${e}`));
 
-// Open finding (docs/RELIABILITY.md): on libtorch 2.13 the JS thread stalled for longer than two forwards
-// of the slow model between submitting and aborting; it passes on 1.13, where CI enforces it.
-const STALLS = Number(require('..').runtimeInfo().libtorchVersion.split('.')[0]) >= 2
-  ? 'libtorch 2.x: the JS thread stalls 150-200 ms (docs/RELIABILITY.md, open)' : false;
-
-test('AbortSignal cancels queued work at once; the running forward finishes and the classifier stays right', { todo: STALLS }, async () => {
+test('AbortSignal cancels queued work at once; the running forward finishes and the classifier stays right', async () => {
   // Timing is asserted as order (before the running forward ends), which holds on a loaded machine.
   const running = slow.classify(x);
   const runningDone = running.then(() => performance.now());

@@ -1,10 +1,16 @@
 // ffprobe and ffmpeg as child processes: probing a local video file and streaming its decoded
 // frames as rgb24. Every process started here is killed (SIGKILL) and reaped before the function
 // that started it settles, whatever the outcome.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import * as net from 'node:net';
+import { constants } from 'node:os';
 import * as path from 'node:path';
+import { PassThrough, Readable, type Writable } from 'node:stream';
+import { getSystemErrorName } from 'node:util';
 
+import type { NativeBinding } from '../../binding';
 import { VideoMAEError } from '../errors';
+import { native } from '../native';
 
 /** What ffprobe says about the first video stream of a file. */
 export interface VideoProbe {
@@ -73,9 +79,14 @@ interface Exit {
   error?: NodeJS.ErrnoException;
 }
 
-/** A started process, its exit (never rejects) and the tail of its stderr. */
+/** A started process: its pipes, its exit (never rejects) and the tail of its stderr. */
 export interface Running {
-  proc: ChildProcess;
+  /** fd 0, when start() was asked for one (else the process reads /dev/null). */
+  stdin: Writable | null;
+  stdout: Readable;
+  /** fd 3, when start() was asked for it. */
+  fd3: Readable | null;
+  /** Resolves once the process has exited and its stdout, stderr and fd 3 have closed. */
   exited: Promise<Exit>;
   stderr(): string;
   /** SIGKILLs the process if it still runs, and waits until it is reaped. */
@@ -83,9 +94,80 @@ export interface Running {
 }
 
 const STDERR_KEEP = 16 * 1024;
+// Number -> name; the first name wins where two share a number (SIGABRT before SIGIOT), as in Node.
+const SIGNALS = new Map<number, NodeJS.Signals>();
+for (const [name, n] of Object.entries(constants.signals)) if (!SIGNALS.has(n)) SIGNALS.set(n, name as NodeJS.Signals);
 
-/** Starts `bin`; `extraPipe` adds fd 3 as a pipe, `stdin` makes fd 0 one (else it is ignored). */
+const closed = (s: Readable) => new Promise<void>((resolve) => {
+  if (s.destroyed) resolve();
+  else s.once('close', () => resolve());
+});
+
+/**
+ * Starts `bin`; `extraPipe` adds fd 3 as a pipe, `stdin` makes fd 0 one (else it reads /dev/null).
+ * Through the addon's posix_spawn (native/addon/spawn.h), so that starting ffmpeg never forks this
+ * process, which with a model loaded blocks the event loop for tens of milliseconds; through
+ * child_process where the addon cannot load.
+ */
 export function start(bin: string, args: string[], extraPipe = false, stdin = false): Running {
+  let spawnProcess: NativeBinding['spawnProcess'] | undefined;
+  try {
+    spawnProcess = native().spawnProcess;
+  } catch {
+    return startChild(bin, args, extraPipe, stdin);
+  }
+  let exitedNow!: (exit: Exit) => void;
+  const exit = new Promise<Exit>((resolve) => (exitedNow = resolve));
+  let ended = false;
+  let stdinStream: net.Socket | null = null;
+  let streams: net.Socket[] = [];
+  let fds;
+  try {
+    fds = spawnProcess(bin, args, { stdin, fd3: extraPipe }, (code, signal) => {
+      ended = true;
+      exitedNow({ code, signal: signal === null ? null : SIGNALS.get(signal) ?? null });
+      // As child_process does on exit: drop stdin and let paused pipes drain, so that they close.
+      stdinStream?.destroy();
+      process.nextTick(() => {
+        for (const s of streams) if (!s.destroyed) s.resume();
+      });
+    });
+  } catch (e) {
+    const error = e as NodeJS.ErrnoException;
+    if (typeof (error as { errno?: unknown }).errno === 'number') error.code = getSystemErrorName(-(error.errno as number));
+    const none = () => Readable.from([]);
+    const done = Promise.resolve({ code: null, signal: null, error });
+    return { stdin: stdin ? new PassThrough() : null, stdout: none(), fd3: extraPipe ? none() : null, exited: done, stderr: () => '', kill: () => done };
+  }
+  const socket = (fd: number, readable: boolean) => new net.Socket({ fd, readable, writable: !readable });
+  stdinStream = stdin ? socket(fds.stdin, false) : null;
+  const stdout = socket(fds.stdout, true);
+  const stderrStream = socket(fds.stderr, true);
+  const fd3 = extraPipe ? socket(fds.fd3, true) : null;
+  let err = '';
+  stderrStream.setEncoding('utf8');
+  stderrStream.on('data', (s: string) => {
+    err += s;
+    if (err.length > 2 * STDERR_KEEP) err = err.slice(-STDERR_KEEP);
+  });
+  streams = [stdout, stderrStream, ...(fd3 ? [fd3] : [])];
+  const exited = Promise.all([exit, ...streams.map(closed)]).then(([e]) => e);
+  return {
+    stdin: stdinStream,
+    stdout,
+    fd3,
+    exited,
+    stderr: () => err,
+    kill: () => {
+      // `ended` is set on the JS thread together with the reaping, so the pid is still ours here.
+      if (!ended) process.kill(fds.pid, 'SIGKILL');
+      return exited;
+    },
+  };
+}
+
+/** start() through child_process.spawn (a fork of this process). */
+function startChild(bin: string, args: string[], extraPipe: boolean, stdin: boolean): Running {
   const proc = spawn(bin, args, {
     stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe', ...(extraPipe ? ['pipe' as const] : [])], windowsHide: true,
   });
@@ -103,7 +185,9 @@ export function start(bin: string, args: string[], extraPipe = false, stdin = fa
     proc.once('close', (code, signal) => resolve({ code, signal }));
   });
   return {
-    proc,
+    stdin: proc.stdin,
+    stdout: proc.stdout!,
+    fd3: extraPipe ? proc.stdio[3] as Readable : null,
     exited,
     stderr: () => err,
     kill: () => {
@@ -141,8 +225,8 @@ async function runText(tool: 'ffmpeg' | 'ffprobe', bin: Binary, args: string[], 
   const remove = killOnAbort(run, signal);
   let out = '';
   try {
-    run.proc.stdout!.setEncoding('utf8');
-    for await (const s of run.proc.stdout! as AsyncIterable<string>) {
+    run.stdout.setEncoding('utf8');
+    for await (const s of run.stdout as AsyncIterable<string>) {
       out += s;
       if (out.length > MAX_TEXT_OUTPUT) throw decodeFailed(`${tool} printed more than ${MAX_TEXT_OUTPUT} bytes (${failure})`);
     }
@@ -309,7 +393,7 @@ export async function decodeFrames(file: string, name: string, o: DecodeOptions)
   const remove = killOnAbort(run, o.signal);
   let counted = 0;
   let tooMany = false;
-  const counter = run.proc.stdio[3] as NodeJS.ReadableStream;
+  const counter = run.fd3!;
   counter.on('error', () => undefined); // the process's own exit status reports what went wrong
   counter.on('data', (chunk: Buffer) => {
     counted += chunk.length;
@@ -322,7 +406,7 @@ export async function decodeFrames(file: string, name: string, o: DecodeOptions)
   let delivered = 0;
   let filled = 0;
   try {
-    for await (const chunk of run.proc.stdout! as AsyncIterable<Buffer>) {
+    for await (const chunk of run.stdout as AsyncIterable<Buffer>) {
       let offset = 0;
       while (offset < chunk.length) {
         if (delivered === o.wanted.length) throw decodeFailed(`ffmpeg returned more frames than were selected from ${name}`);

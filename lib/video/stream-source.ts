@@ -79,18 +79,18 @@ export class FfmpegSource implements FrameSource {
 
   pause(): void {
     this.paused = true;
-    this.run?.proc.stdout?.pause();
+    this.run?.stdout.pause();
   }
 
   resume(): void {
     this.paused = false;
-    this.run?.proc.stdout?.resume();
+    this.run?.stdout.resume();
   }
 
   async close(): Promise<void> {
     this.closed = true;
     this.controller.abort();
-    if (this.input.kind === 'pipe' && this.run?.proc.stdin) this.input.stream.unpipe(this.run.proc.stdin);
+    if (this.input.kind === 'pipe' && this.run?.stdin) this.input.stream.unpipe(this.run.stdin);
     await this.run?.kill();
   }
 
@@ -110,7 +110,7 @@ export class FfmpegSource implements FrameSource {
     ], true, i.kind === 'pipe');
     let inputError: Error | undefined;
     if (i.kind === 'pipe') {
-      const stdin = run.proc.stdin!;
+      const stdin = run.stdin!;
       stdin.on('error', () => undefined); // EPIPE once ffmpeg exits; its exit status says why
       i.stream.once('error', (err: Error) => {
         inputError = err;
@@ -118,7 +118,7 @@ export class FfmpegSource implements FrameSource {
       });
       i.stream.pipe(stdin);
     }
-    if (this.paused) run.proc.stdout!.pause();
+    if (this.paused) run.stdout.pause();
 
     const images = new PpmParser(this.limits, this.name);
     const stamps = new StampParser();
@@ -139,7 +139,7 @@ export class FfmpegSource implements FrameSource {
       failure ??= err;
       void run.kill();
     };
-    run.proc.stdout!.on('data', (chunk: Buffer) => {
+    run.stdout.on('data', (chunk: Buffer) => {
       if (failure !== undefined) return;
       try {
         for (const f of images.push(chunk)) frames.push(f);
@@ -148,7 +148,7 @@ export class FfmpegSource implements FrameSource {
         fail(err);
       }
     });
-    const fd3 = run.proc.stdio[3] as Readable;
+    const fd3 = run.fd3!;
     fd3.on('error', () => undefined);
     fd3.setEncoding('utf8');
     fd3.on('data', (text: string) => {
@@ -165,7 +165,7 @@ export class FfmpegSource implements FrameSource {
       else { s.once('end', resolve); s.once('close', resolve); }
     });
     const exit = await run.exited;
-    await Promise.all([ended(run.proc.stdout!), ended(fd3)]);
+    await Promise.all([ended(run.stdout), ended(fd3)]);
     if (this.closed) return;
     if (failure !== undefined) throw failure;
     if (inputError) {

@@ -1,10 +1,11 @@
-// Module registration: the NativeClassifier class, runtimeInfo() and stopAll().
+// Module registration: the NativeClassifier class, runtimeInfo(), stopAll() and spawnProcess().
 #include <dlfcn.h>
 #include <napi.h>
 
 #include <cstdlib>
 
 #include "addon/classifier_wrap.h"
+#include "addon/spawn.h"
 #include "core/attention.h"
 #include "core/runtime_info.h"
 
@@ -49,6 +50,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   KeepOpenBlasSingleThreaded();
   exports.Set("NativeClassifier", vmae::ClassifierWrap::Define(env));
   exports.Set("runtimeInfo", Napi::Function::New<RuntimeInfo>(env, "runtimeInfo"));
+  exports.Set("spawnProcess", Napi::Function::New<vmae::SpawnProcess>(env, "spawnProcess"));
   auto stop_all = Napi::Function::New<vmae::ClassifierWrap::StopAll>(env, "stopAll");
   exports.Set("stopAll", stop_all);
   // process.exit() and uncaught exceptions end the process through exit() without running env
