@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -128,7 +129,16 @@ Napi::Value SpawnProcess(const Napi::CallbackInfo& info) {
   }
 
   auto tsfn = Napi::ThreadSafeFunction::New(env, info[3].As<Napi::Function>(), "vmae.processExit", 0, 1);
-  std::thread(WatchExit, pid, tsfn).detach();
+  try {
+    std::thread(WatchExit, pid, tsfn).detach();
+  } catch (const std::system_error& e) {  // no thread to spare: nobody would reap it, so stop it now
+    kill(pid, SIGKILL);
+    while (waitpid(pid, nullptr, 0) == -1 && errno == EINTR) {
+    }
+    tsfn.Release();
+    close_all();
+    throw Napi::Error::New(env, std::string("spawn ") + file + ": " + e.what());
+  }
   auto result = Napi::Object::New(env);
   result.Set("pid", Napi::Number::New(env, pid));
   result.Set("stdin", Napi::Number::New(env, in.fd[1]));

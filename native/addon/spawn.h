@@ -17,7 +17,9 @@ namespace vmae {
 // `fd3` is true. Returns { pid, stdin, stdout, stderr, fd3 }: the parent's ends (close-on-exec;
 // -1 for a pipe not asked for). onExit(code, signal) is called once, on this thread, after the
 // process has exited and been reaped; until then its pid cannot be reused. Throws an Error with
-// `errno` set when the process cannot be started (ENOENT for a file not found).
+// `errno` set when the process cannot be started (ENOENT for a file not found). As with
+// child_process, a child still running when its environment is torn down (a terminated worker) is
+// not killed: it ends at its next write to the closed pipes, unreaped until the process exits.
 Napi::Value SpawnProcess(const Napi::CallbackInfo& info);
 
 }  // namespace vmae
