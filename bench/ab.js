@@ -114,7 +114,7 @@ async function main() {
   }
   const base = o.runtimes[0];
   const result = { model: o.model, threads: o.threads, rounds: o.rounds, date: new Date().toISOString(),
-    load_average: os.loadavg(), median_ms: {}, paired_ratio_vs_first: {} };
+    load_average: os.loadavg(), cpu: os.cpus()[0]?.model, cpu_flags: (fs.readFileSync("/proc/cpuinfo", "utf8").match(/\b(amx_bf16|avx512_bf16|avx512f)\b/g) ?? []).filter((f, i, a) => a.indexOf(f) === i), median_ms: {}, paired_ratio_vs_first: {} };
   for (const rt of o.runtimes) {
     result.median_ms[rt] = median(times[rt]);
     if (rt !== base) result.paired_ratio_vs_first[`${rt}_time / ${base}_time`] = median(times[rt].map((t, i) => t / times[base][i]));

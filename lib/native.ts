@@ -237,6 +237,23 @@ function unavailable(message: string, cause?: unknown): VideoMAEError {
   );
 }
 
+/**
+ * require()s an addon binary with OMP_WAIT_POLICY=PASSIVE unless the user set it. libgomp (the OpenMP
+ * runtime libtorch uses) reads it once, when it loads with the addon. By default its idle workers
+ * spin for a while after each parallel region, taking the cores that the JS thread, the inference
+ * thread and ffmpeg need; passive workers sleep at once (docs/PERFORMANCE.md has the A/B). Set only
+ * around the require, so that child processes do not inherit it.
+ */
+function requireAddon(file: string): NativeBinding {
+  const set = process.env.OMP_WAIT_POLICY === undefined;
+  if (set) process.env.OMP_WAIT_POLICY = 'PASSIVE';
+  try {
+    return require(file) as NativeBinding;
+  } finally {
+    if (set) delete process.env.OMP_WAIT_POLICY;
+  }
+}
+
 function finish(binding: NativeBinding, info: Omit<NativeLoadInfo, 'mapped' | 'libtorch' | 'compiledAgainst'>, probe?: ProbeResult): NativeBinding {
   const mapped = loadedLibtorch().dirs;
   const libtorch = mapped.length ? describeLibtorch(mapped[0]) : undefined;
@@ -261,7 +278,7 @@ function attempt(file: string, kind: NativeKind, flavor?: Flavor): NativeBinding
   attempts.push(record);
   if (!probe.ok) return undefined;
   try {
-    return finish(require(file) as NativeBinding, { path: file, kind, flavor: flavor?.tag, verified: probe.from }, probe);
+    return finish(requireAddon(file), { path: file, kind, flavor: flavor?.tag, verified: probe.from }, probe);
   } catch (err) {
     Object.assign(record, { ok: false, reason: (err as Error).message });
     return undefined;
@@ -280,7 +297,7 @@ export function native(): NativeBinding {
     const file = path.resolve(override);
     attempts = [{ path: file, kind: 'env', ok: false }];
     try {
-      const binding = require(file) as NativeBinding;
+      const binding = requireAddon(file);
       attempts[0].ok = true;
       return finish(binding, { path: file, kind: 'env', verified: 'none' });
     } catch (err) {

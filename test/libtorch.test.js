@@ -56,3 +56,19 @@ test('configure fails loudly when a torch library would come from another libtor
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('libgomp loads with OMP_WAIT_POLICY=PASSIVE unless the user set it; child processes do not inherit it', () => {
+  // OMP_DISPLAY_ENV makes libgomp print the settings it read when it loaded (with the addon).
+  const script = "require('.').runtimeInfo(); process.stdout.write(String(process.env.OMP_WAIT_POLICY));";
+  const run = (extra) => {
+    const env = { ...process.env, OMP_DISPLAY_ENV: 'true', ...extra };
+    if (!('OMP_WAIT_POLICY' in extra)) delete env.OMP_WAIT_POLICY;
+    const r = spawnSync(process.execPath, ['-e', script], { cwd: ROOT, env, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const policy = r.stderr.match(/OMP_WAIT_POLICY = '(\w+)'/);
+    assert.ok(policy, `libgomp printed no OMP_WAIT_POLICY (is libtorch built with libgomp?):\n${r.stderr.slice(0, 2000)}`);
+    return { libgomp: policy[1], env: r.stdout };
+  };
+  assert.deepEqual(run({}), { libgomp: 'PASSIVE', env: 'undefined' });
+  assert.deepEqual(run({ OMP_WAIT_POLICY: 'ACTIVE' }), { libgomp: 'ACTIVE', env: 'ACTIVE' });
+});
