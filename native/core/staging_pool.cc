@@ -15,7 +15,8 @@ constexpr size_t kHugePage = 2 << 20;
 
 // Buffers of 2 MB or more are aligned to, and advised into, transparent huge pages: the first copy
 // into a fresh buffer then takes one fault per 2 MB instead of one per 4 KB page (a 9.6 MB clip:
-// about 4 ms instead of 24 ms on this project's 2-core VM, where every fault exits to the hypervisor).
+// 4-7 ms instead of 17-24 ms on this project's 2-core VM, where every fault exits to the hypervisor,
+// when the kernel has huge pages free).
 void* Allocate(size_t bytes) {
   const bool huge = bytes >= kHugePage;
   void* data = nullptr;
