@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { PassThrough, Readable, type Writable } from 'node:stream';
 import { getSystemErrorName } from 'node:util';
 
-import type { NativeBinding } from '../../binding';
+import type { NativeBinding, NativeSpawned } from '../../binding';
 import { VideoMAEError } from '../errors';
 import { native } from '../native';
 
@@ -103,6 +103,17 @@ const closed = (s: Readable) => new Promise<void>((resolve) => {
   else s.once('close', () => resolve());
 });
 
+/** Reads `stream` as text, keeping at least its last STDERR_KEEP characters; returns their getter. */
+function keepTail(stream: Readable): () => string {
+  let text = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (s: string) => {
+    text += s;
+    if (text.length > 2 * STDERR_KEEP) text = text.slice(-STDERR_KEEP);
+  });
+  return () => text;
+}
+
 /**
  * Starts `bin`; `extraPipe` adds fd 3 as a pipe, `stdin` makes fd 0 one (else it reads /dev/null).
  * Through the addon's posix_spawn (native/addon/spawn.h), so that starting ffmpeg never forks this
@@ -110,57 +121,50 @@ const closed = (s: Readable) => new Promise<void>((resolve) => {
  * child_process where the addon cannot load.
  */
 export function start(bin: string, args: string[], extraPipe = false, stdin = false): Running {
-  let spawnProcess: NativeBinding['spawnProcess'] | undefined;
+  let spawnProcess: NativeBinding['spawnProcess'];
   try {
     spawnProcess = native().spawnProcess;
   } catch {
     return startChild(bin, args, extraPipe, stdin);
   }
+  let reaped = false;
   let exitedNow!: (exit: Exit) => void;
   const exit = new Promise<Exit>((resolve) => (exitedNow = resolve));
-  let ended = false;
-  let stdinStream: net.Socket | null = null;
-  let streams: net.Socket[] = [];
-  let fds;
+  let fds: NativeSpawned;
   try {
+    // onExit comes later, from the event loop, once the sockets below exist.
     fds = spawnProcess(bin, args, { stdin, fd3: extraPipe }, (code, signal) => {
-      ended = true;
+      reaped = true;
       exitedNow({ code, signal: signal === null ? null : SIGNALS.get(signal) ?? null });
       // As child_process does on exit: drop stdin and let paused pipes drain, so that they close.
-      stdinStream?.destroy();
+      stdinSocket?.destroy();
       process.nextTick(() => {
-        for (const s of streams) if (!s.destroyed) s.resume();
+        for (const s of readers) if (!s.destroyed) s.resume();
       });
     });
   } catch (e) {
     const error = e as NodeJS.ErrnoException;
-    if (typeof (error as { errno?: unknown }).errno === 'number') error.code = getSystemErrorName(-(error.errno as number));
+    if (typeof error.errno === 'number') error.code = getSystemErrorName(-error.errno);
     const none = () => Readable.from([]);
     const done = Promise.resolve({ code: null, signal: null, error });
     return { stdin: stdin ? new PassThrough() : null, stdout: none(), fd3: extraPipe ? none() : null, exited: done, stderr: () => '', kill: () => done };
   }
   const socket = (fd: number, readable: boolean) => new net.Socket({ fd, readable, writable: !readable });
-  stdinStream = stdin ? socket(fds.stdin, false) : null;
+  const stdinSocket = stdin ? socket(fds.stdin, false) : null;
   const stdout = socket(fds.stdout, true);
-  const stderrStream = socket(fds.stderr, true);
+  const stderr = socket(fds.stderr, true);
   const fd3 = extraPipe ? socket(fds.fd3, true) : null;
-  let err = '';
-  stderrStream.setEncoding('utf8');
-  stderrStream.on('data', (s: string) => {
-    err += s;
-    if (err.length > 2 * STDERR_KEEP) err = err.slice(-STDERR_KEEP);
-  });
-  streams = [stdout, stderrStream, ...(fd3 ? [fd3] : [])];
-  const exited = Promise.all([exit, ...streams.map(closed)]).then(([e]) => e);
+  const readers = [stdout, stderr, ...(fd3 ? [fd3] : [])];
+  const exited = Promise.all([exit, ...readers.map(closed)]).then(([e]) => e);
   return {
-    stdin: stdinStream,
+    stdin: stdinSocket,
     stdout,
     fd3,
     exited,
-    stderr: () => err,
+    stderr: keepTail(stderr),
     kill: () => {
-      // `ended` is set on the JS thread together with the reaping, so the pid is still ours here.
-      if (!ended) process.kill(fds.pid, 'SIGKILL');
+      // `reaped` is set on the JS thread together with the reaping, so the pid is still ours here.
+      if (!reaped) process.kill(fds.pid, 'SIGKILL');
       return exited;
     },
   };
@@ -171,12 +175,7 @@ function startChild(bin: string, args: string[], extraPipe: boolean, stdin: bool
   const proc = spawn(bin, args, {
     stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe', ...(extraPipe ? ['pipe' as const] : [])], windowsHide: true,
   });
-  let err = '';
-  proc.stderr!.setEncoding('utf8');
-  proc.stderr!.on('data', (s: string) => {
-    err += s;
-    if (err.length > 2 * STDERR_KEEP) err = err.slice(-STDERR_KEEP);
-  });
+  const stderr = keepTail(proc.stderr!);
   const exited = new Promise<Exit>((resolve) => {
     // 'error' without 'close' happens when the binary cannot be started at all.
     proc.on('error', (error: NodeJS.ErrnoException) => {
@@ -189,7 +188,7 @@ function startChild(bin: string, args: string[], extraPipe: boolean, stdin: bool
     stdout: proc.stdout!,
     fd3: extraPipe ? proc.stdio[3] as Readable : null,
     exited,
-    stderr: () => err,
+    stderr,
     kill: () => {
       if (proc.pid !== undefined && proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
       return exited;
