@@ -14,7 +14,8 @@ function markdown(r, svgName) {
     `# videomae-node benchmark: ${r.label}`,
     '',
     `- Date: ${r.date}${r.quick ? ' (quick mode)' : ''}; duration ${r.duration_s} s`,
-    `- Machine: ${m.cpu}, ${m.cores} cores available, ${m.memory_gb} GB, AVX-512 ${m.avx512 ? 'yes' : 'no'}, ${m.platform}, kernel ${m.kernel}`,
+    `- Machine: ${m.cpu}${m.cpu_family ? ` (family ${m.cpu_family}, model ${m.cpu_model})` : ''}, ${m.cores} cores available, ${m.memory_gb} GB, ` +
+      `AVX-512 ${m.avx512 ? 'yes' : 'no'}${m.avx512bf16 === undefined ? '' : `, AVX512-BF16 ${m.avx512bf16 ? 'yes' : 'no'}, AMX ${m.amx ? 'yes' : 'no'}`}, ${m.platform}, kernel ${m.kernel}`,
     `- Load average at start / end: ${r.load_average_start.map((x) => x.toFixed(2)).join(' ')} / ${r.load_average_end.map((x) => x.toFixed(2)).join(' ')} (shared machine: only ratios within this run count)`,
     `- Versions: node ${v.node}, libtorch ${v.libtorch ?? '–'} (${v.libtorch_source ?? '–'}), Python torch ${v.torch ?? "–"}, transformers ${v.transformers ?? "–"}, onnxruntime-node ${v.onnxruntime ?? '–'}`,
     `- Device ${r.device}, dtype ${r.dtype}, ${r.threads} intra-op threads in every runtime`,
