@@ -20,6 +20,8 @@ const os = require('node:os');
 const path = require('node:path');
 const { performance } = require('node:perf_hooks');
 
+const { machine } = require('./lib/machine');
+
 const ROOT = path.join(__dirname, '..');
 
 // The environment each addon variant loads under (the choices are made at load time).
@@ -114,7 +116,7 @@ async function main() {
   }
   const base = o.runtimes[0];
   const result = { model: o.model, threads: o.threads, rounds: o.rounds, date: new Date().toISOString(),
-    load_average: os.loadavg(), cpu: os.cpus()[0]?.model, cpu_flags: (fs.readFileSync("/proc/cpuinfo", "utf8").match(/\b(amx_bf16|avx512_bf16|avx512f)\b/g) ?? []).filter((f, i, a) => a.indexOf(f) === i), median_ms: {}, paired_ratio_vs_first: {} };
+    load_average: os.loadavg(), machine: machine(), median_ms: {}, paired_ratio_vs_first: {} };
   for (const rt of o.runtimes) {
     result.median_ms[rt] = median(times[rt]);
     if (rt !== base) result.paired_ratio_vs_first[`${rt}_time / ${base}_time`] = median(times[rt].map((t, i) => t / times[base][i]));

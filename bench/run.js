@@ -30,6 +30,7 @@ const path = require('node:path');
 
 const { summarize, ratio } = require('./lib/stats');
 const { markdown, svgChart } = require('./lib/report');
+const { machine } = require('./lib/machine');
 
 const ROOT = path.join(__dirname, '..');
 const ALL_RUNTIMES = ['python', 'transformers', 'transformers-bf16', 'addon', 'addon-bf16', 'ort', 'addon-unfused',
@@ -156,13 +157,17 @@ function randomClips(n, seed) {
 /** Runs one child; resolves with its last stdout line parsed as JSON. */
 function child(cmd, args, env) {
   return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const p = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
+    let stderr = '';
     p.stdout.on('data', (d) => { stdout += d; });
+    p.stderr.on('data', (d) => { process.stderr.write(d); stderr = (stderr + d).slice(-64 << 10); });
     p.on('error', reject);
     p.on('close', (code) => {
       const last = stdout.trim().split('\n').pop();
-      if (code !== 0) return reject(new Error(`${path.basename(args[0])} exited with ${code}`));
+      // The report names why: the last "SomethingError: message" line (Node and Python both print one).
+      const why = stderr.split('\n').filter((l) => /^[\w.]*Error: /.test(l)).pop();
+      if (code !== 0) return reject(new Error(`${path.basename(args[0])} exited with ${code}${why ? `: ${why}` : ''}`));
       try {
         resolve(JSON.parse(last));
       } catch {
@@ -207,21 +212,6 @@ async function runRuntime(o, m, runtime, plan) {
     default:
       throw new Error(runtime);
   }
-}
-
-function machine() {
-  const cpuinfo = fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : '';
-  const model = (cpuinfo.match(/^model name\s*:\s*(.*)$/m) || [])[1] || os.cpus()[0]?.model || 'unknown';
-  const flags = (cpuinfo.match(/^flags\s*:\s*(.*)$/m) || [])[1] || '';
-  // "AMD EPYC" is all a Zen 3 and a Zen 4 VM say in their model name; family and model tell them apart.
-  const field = (name) => (cpuinfo.match(new RegExp(`^${name}\\s*:\\s*(\\d+)$`, 'm')) || [])[1];
-  const has = (flag) => new RegExp(`\\b${flag}\\b`).test(flags);
-  return {
-    cpu: model.trim(), cpu_family: field('cpu family'), cpu_model: field('model'),
-    cores: os.availableParallelism(), memory_gb: +(os.totalmem() / 2 ** 30).toFixed(1),
-    avx512: has('avx512f'), avx2: has('avx2'), avx512bf16: has('avx512_bf16'), amx: has('amx_bf16'),
-    kernel: os.release(), platform: `${process.platform}-${process.arch}`,
-  };
 }
 
 async function main() {
