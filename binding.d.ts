@@ -93,6 +93,11 @@ export interface NativeRuntimeInfo {
   defaultThreads: number;
   /** The CPU kernel variant in use: 'avx512', 'avx2' or 'generic'. */
   cpuKernels: string;
+  /**
+   * Whether libtorch runs bfloat16 natively on this CPU (AVX-512 or AMX; oneDNN's own check on
+   * libtorch >= 2.1). Where it does not, loading `dtype: 'bfloat16'` on the CPU is refused.
+   */
+  cpuBfloat16: boolean;
 }
 
 /** Sync. What the addon was built against and what it sees now. */

@@ -168,7 +168,10 @@ function checkCpu(runtime: NativeRuntimeInfo | undefined): Check {
   const f = cpuFeatures();
   const torch2 = runtime ? Number(runtime.libtorchVersion.split('.')[0]) >= 2 && majorMinor(runtime.libtorchVersion) !== '2.0' : false;
   const has = [f.amx && 'AMX', f.avx512bf16 && 'AVX512-BF16', f.avx512fp16 && 'AVX512-FP16'].filter(Boolean).join(', ');
-  const data = { ...f, libtorch2: torch2 };
+  const data = { ...f, libtorch2: torch2, bfloat16Allowed: runtime?.cpuBfloat16 };
+  if (runtime && !runtime.cpuBfloat16) {
+    return { status: 'info', summary: `${f.model}: no AVX-512 or AMX, so libtorch ${runtime.libtorchVersion} would emulate bfloat16 (several times slower than float32) and dtype 'bfloat16' is refused on this CPU; use float32`, data };
+  }
   if (!f.amx && !f.avx512bf16) return { status: 'info', summary: `${f.model}: no AMX or AVX512-BF16; use dtype float32 on this CPU`, data };
   if (!torch2) {
     return { status: 'info', summary: `${f.model} has ${has}; bfloat16 is only fast with libtorch 2.1 or newer`, fix: 'npx videomae setup (libtorch 2.x), then --dtype bfloat16', data };

@@ -6,19 +6,11 @@
 // The fast path must be as accurate as plain libtorch running the exported graph in bfloat16: both
 // are compared with the float64 reference (test/tools/reference.py), never with each other alone.
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
 const { test } = require('node:test');
 
 const { VideoClassifier, Tensor, runtimeInfo } = require('..');
 const { makeModel, referenceLogits, randomFloats, maxAbsDiff } = require('./helpers/fixtures');
-
-const [major, minor] = runtimeInfo().libtorchVersion.split('.').map(Number);
-const TORCH_2_1 = major > 2 || (major === 2 && minor >= 1);
-const FLAGS = new Set((fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1] ?? '' : '').split(/\s+/));
-const has = (...names) => names.every((n) => FLAGS.has(n));
-// oneDNN runs bfloat16 GEMMs from AVX512 (F, BW, VL, DQ: its avx512_core) or AVX2-VNNI-2 up
-// (ideep::has_bf16_type_support); on other CPUs (a Zen 3 EPYC, say) the linear layers stay aten's.
-const ONEDNN_BF16 = TORCH_2_1 && (has('avx512f', 'avx512bw', 'avx512vl', 'avx512dq') || has('avx_vnni', 'avx_vnni_int8', 'avx_ne_convert'));
+const { hasFlags, TORCH_2_1, BF16_NATIVE, BF16_REFUSED } = require('./helpers/cpu');
 
 // 50 tokens (not a multiple of any block), head dim 24, 2 layers, 5 labels.
 const ARGS = ['--seed', '7', '--weight-std', '0.2', '--preprocessor', '--image-size', '80', '--hidden', '48', '--heads', '2'];
@@ -30,12 +22,35 @@ async function logitsOf(clf, input, shape) {
 
 const argmax = (xs) => xs.indexOf(Math.max(...xs));
 
-test('bfloat16 on the CPU: the rewritten graph is as close to the float64 reference as plain libtorch bfloat16', async () => {
+test('bfloat16 on a CPU without native bfloat16 (no AVX-512 or AMX) is refused with a clear error', { skip: BF16_NATIVE && 'this CPU runs bfloat16 natively' }, async () => {
+  const { model } = makeModel(ARGS);
+  assert.equal(runtimeInfo().cpuBfloat16, false);
+  for (const optimize of [true, false]) {
+    await assert.rejects(VideoClassifier.load(model, { threads: 2, dtype: 'bfloat16', optimize }), (err) => {
+      assert.equal(err.code, 'VMAE_INVALID_INPUT');
+      assert.match(err.message, BF16_REFUSED);
+      assert.match(err.message, /Use 'float32' here/);
+      return true;
+    });
+  }
+  // The process and a float32 classifier of the same file carry on.
+  const clf = await VideoClassifier.load(model, { threads: 2 });
+  try {
+    const { numFrames: t, imageSize: s } = clf.config;
+    const [logits] = await logitsOf(clf, randomFloats(t * 3 * s * s, 3), [1, t, 3, s, s]);
+    assert.equal(logits.length, clf.config.numLabels);
+  } finally {
+    await clf.dispose();
+  }
+});
+
+test('bfloat16 on the CPU: the rewritten graph is as close to the float64 reference as plain libtorch bfloat16', { skip: !BF16_NATIVE && 'refused on this CPU (above)' }, async () => {
   const { checkpoint, model } = makeModel(ARGS);
+  assert.equal(runtimeInfo().cpuBfloat16, true);
   const fast = await VideoClassifier.load(model, { threads: 2, dtype: 'bfloat16' });
   const plain = await VideoClassifier.load(model, { threads: 2, dtype: 'bfloat16', optimize: false });
   try {
-    assert.equal(fast.optimizations.fusedLinear > 0, ONEDNN_BF16, JSON.stringify(fast.optimizations));
+    assert.equal(fast.optimizations.fusedLinear > 0, TORCH_2_1, JSON.stringify(fast.optimizations));
     const { numFrames: t, imageSize: s } = fast.config;
     const clips = 8;
     const shape = [clips, t, 3, s, s];
@@ -68,7 +83,7 @@ test('bfloat16 on the CPU: the rewritten graph is as close to the float64 refere
 
 test('float16 on the CPU: rewritten like bfloat16 where oneDNN supports it, else refused with a clear error', async () => {
   const { checkpoint, model } = makeModel(ARGS);
-  const supported = TORCH_2_1 && (has('avx512_fp16') || has('amx_fp16'));
+  const supported = TORCH_2_1 && (hasFlags('avx512_fp16') || hasFlags('amx_fp16'));
   if (!supported) {
     await assert.rejects(VideoClassifier.load(model, { threads: 2, dtype: 'float16' }), (err) => {
       assert.equal(err.code, 'VMAE_INVALID_INPUT');

@@ -12,6 +12,7 @@ const ROOT = path.join(__dirname, '..');
 const CLI = path.join(ROOT, 'lib', 'cli.js');
 const { findLibtorch } = require('../lib/setup/libtorch');
 const { tinyModel } = require('./helpers/fixtures');
+const { BF16_NATIVE } = require('./helpers/cpu');
 
 let model;
 let work;
@@ -40,7 +41,9 @@ describe('doctor', () => {
     const flags = fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1] ?? '' : '';
     assert.equal(c.cpu.data.avx512bf16, /\bavx512_bf16\b/.test(flags));
     assert.equal(c.cpu.data.amx, /\bamx_bf16\b/.test(flags) && /\bamx_tile\b/.test(flags));
-    assert.equal(c.cpu.status === 'ok', (c.cpu.data.amx || c.cpu.data.avx512bf16) && c.cpu.data.libtorch2, JSON.stringify(c.cpu));
+    assert.equal(c.cpu.data.bfloat16Allowed, BF16_NATIVE);
+    if (!BF16_NATIVE) assert.match(c.cpu.summary, /dtype 'bfloat16' is refused on this CPU; use float32/);
+    assert.equal(c.cpu.status === 'ok', BF16_NATIVE && (c.cpu.data.amx || c.cpu.data.avx512bf16) && c.cpu.data.libtorch2, JSON.stringify(c.cpu));
     assert.equal(c.node.data.napi, Number(process.versions.napi));
     assert.equal(c.addon.status, 'ok');
     assert.ok(['source', 'prebuild'].includes(c.addon.data.kind));

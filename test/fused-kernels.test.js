@@ -12,6 +12,7 @@ const { test } = require('node:test');
 const { VideoClassifier, Tensor, runtimeInfo } = require('..');
 const { makeModel, referenceLogits, randomFloats, maxAbsDiff, withEnv } = require('./helpers/fixtures');
 const { runChild } = require('./helpers/child');
+const { BF16_NATIVE, TORCH_2_1 } = require('./helpers/cpu');
 
 const VARIANTS = [
   // [name, make_checkpoint flags]; tokens = (frames/2) * (image/16)^2, head dim = hidden/heads
@@ -84,10 +85,6 @@ test('every instruction-set variant of the kernels gives the same logits (VIDEOM
 
 test('the rewrites: one attention and four linears per layer (plus the patch embedding and the head); each switch turns its own off', async () => {
   const { native } = require('../lib/native');
-  const [major, minor] = runtimeInfo().libtorchVersion.split('.').map(Number);
-  // oneDNN runs bfloat16 on CPUs with AVX-512 (BW, VL, DQ) or better.
-  const flags = require('node:fs').existsSync('/proc/cpuinfo') ? require('node:fs').readFileSync('/proc/cpuinfo', 'utf8') : '';
-  const onednnBf16 = (major > 2 || (major === 2 && minor >= 1)) && ['avx512bw', 'avx512vl', 'avx512dq'].every((f) => flags.includes(f));
   const { model } = makeModel(['--seed', '5', '--preprocessor', '--layers', '3']);
   const loadInfo = (options, env = {}) => withEnv(env, async () => {
     const nc = new (native().NativeClassifier)({ threads: 1 });
@@ -107,6 +104,8 @@ test('the rewrites: one attention and four linears per layer (plus the patch emb
   assert.deepEqual(await loadInfo({ optimize: false }), [0, 0]);
   assert.deepEqual(await loadInfo({}, { VIDEOMAE_DISABLE_FUSED_ATTENTION: '1' }), [0, 14]);
   assert.deepEqual(await loadInfo({}, { VIDEOMAE_DISABLE_FUSED_LINEAR: '1' }), [3, 0]);
-  // bfloat16: oneDNN's packed linear on libtorch >= 2.1 (test/cpu-bf16.test.js), else as exported.
-  assert.deepEqual(await loadInfo({ dtype: 'bfloat16' }), [3, onednnBf16 ? 14 : 0]);
+  // bfloat16: oneDNN's packed linear on libtorch >= 2.1 (test/cpu-bf16.test.js), else as exported;
+  // refused on a CPU without native bfloat16.
+  if (BF16_NATIVE) assert.deepEqual(await loadInfo({ dtype: 'bfloat16' }), [3, TORCH_2_1 ? 14 : 0]);
+  else await assert.rejects(loadInfo({ dtype: 'bfloat16' }), (err) => err.code === 'VMAE_INVALID_INPUT');
 });

@@ -21,6 +21,7 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
   o.Set("cudaDeviceCount", r.cuda_device_count);
   o.Set("defaultThreads", r.num_threads);
   o.Set("cpuKernels", vmae::CpuKernelIsa());
+  o.Set("cpuBfloat16", r.cpu_bfloat16);
   return o;
 }
 

@@ -82,6 +82,14 @@ std::unique_ptr<Classifier> Classifier::Load(const LoadOptions& options) {
                     "CPU needs libtorch 2.1 or newer and a CPU with AVX512-FP16 or AMX-FP16 (this libtorch is " TORCH_VERSION
                     "). Use 'bfloat16' for a fast low-precision mode, or device 'cuda'");
   }
+  if (device.is_cpu() && dtype == torch::kBFloat16 && !CpuRunsBfloat16()) {
+    // Emulated bfloat16 is several times slower than float32 (docs/PERFORMANCE.md): a trap, not a mode.
+    throw CoreError(codes::kInvalidInput,
+                    "Expected dtype 'float32' on this CPU but received 'bfloat16': this CPU has no bfloat16 "
+                    "instructions that libtorch " TORCH_VERSION " uses (AVX-512 or AMX), so bfloat16 would be "
+                    "emulated, several times slower than float32. Use 'float32' here (npx videomae doctor "
+                    "checks the CPU)");
+  }
   ArchiveInfo archive = ReadArchive(options.path);
   // On CUDA, first make the device and the model's own stream current on this (the inference)
   // thread, so that the weights are uploaded on that stream too.

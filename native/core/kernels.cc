@@ -58,5 +58,15 @@ constexpr int kEax = 0, kEdx = 3;
 bool CpuHasAmxBf16() { return CpuidBit(0, kEdx, 24) && CpuidBit(0, kEdx, 22); }
 bool CpuHasAmxFp16() { return CpuidBit(0, kEdx, 24) && CpuidBit(1, kEax, 21); }
 
+bool CpuHasAvx512Core() {
+#if defined(VMAE_KERNELS_X86)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+#else
+  return false;
+#endif
+}
+
 }  // namespace kernels
 }  // namespace vmae

@@ -78,6 +78,10 @@ const CpuKernels* FindCpuKernels(const char* isa);
 bool CpuHasAmxBf16();
 bool CpuHasAmxFp16();
 
+// Sync, never throws. AVX-512 F, BW, VL and DQ: what libtorch 1.x asks of a CPU before its oneDNN
+// runs bfloat16 matrix work natively (mkldnn_bf16_device_check); without them it emulates it.
+bool CpuHasAvx512Core();
+
 // The tables defined by kernels_{avx512,avx2,generic}.cc. Call them only after checking the CPU
 // (FindCpuKernels does).
 const CpuKernels* Avx512Kernels();

@@ -175,8 +175,12 @@ torch::Tensor OneDnnLinear(const torch::Tensor& x_in, const torch::Tensor& packe
   if (add_later) y = y + *residual;
   return y;
 }
+
+bool CpuRunsBfloat16() { return OneDnnLinearAvailable(torch::kBFloat16); }
 #else
 bool OneDnnLinearAvailable(torch::ScalarType) { return false; }
+
+bool CpuRunsBfloat16() { return kernels::CpuHasAvx512Core(); }
 
 torch::Tensor PackOneDnnLinearWeight(const torch::Tensor&, int64_t) {
   TORCH_CHECK(false, "oneDNN's packed linear needs libtorch >= 2.1");

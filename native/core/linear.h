@@ -32,6 +32,11 @@ torch::Tensor PackedLinear(const torch::Tensor& x, const torch::Tensor& packed, 
 // (mkldnn), and for bfloat16 / float16 a CPU that oneDNN supports for it. Never throws.
 bool OneDnnLinearAvailable(torch::ScalarType dtype);
 
+// Sync, never throws. Whether libtorch runs bfloat16 matrix work on this CPU with the CPU's own
+// instructions: oneDNN's check on libtorch >= 2.1 (AVX-512 BW/VL/DQ, AVX2-VNNI-2 or AMX), AVX-512
+// BW/VL/DQ before. Elsewhere libtorch emulates bfloat16, several times slower than float32.
+bool CpuRunsBfloat16();
+
 // Sync. W [n, k] (float32, bfloat16 or float16, CPU) -> oneDNN's packed (opaque) weight for
 // inputs of about `rows` rows. Throws c10::Error where OneDnnLinearAvailable is false.
 torch::Tensor PackOneDnnLinearWeight(const torch::Tensor& weight, int64_t rows);

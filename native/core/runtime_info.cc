@@ -4,6 +4,8 @@
 #include <torch/cuda.h>
 #include <torch/version.h>
 
+#include "core/linear.h"
+
 namespace vmae {
 
 RuntimeInfo GetRuntimeInfo() {
@@ -19,6 +21,7 @@ RuntimeInfo GetRuntimeInfo() {
     info.cuda_available = false;
   }
   info.num_threads = at::get_num_threads();
+  info.cpu_bfloat16 = CpuRunsBfloat16();
   return info;
 }
 

@@ -11,6 +11,7 @@ struct RuntimeInfo {
   bool cuda_available = false;   // a CUDA device is usable now
   int cuda_device_count = 0;
   int num_threads = 0;           // libtorch's default intra-op thread count
+  bool cpu_bfloat16 = false;     // dtype bfloat16 is allowed on the CPU: libtorch runs it natively
 };
 
 // Sync. Never throws.
