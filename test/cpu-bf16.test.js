@@ -10,7 +10,7 @@ const { test } = require('node:test');
 
 const { VideoClassifier, Tensor, runtimeInfo } = require('..');
 const { makeModel, referenceLogits, randomFloats, maxAbsDiff } = require('./helpers/fixtures');
-const { hasFlags, TORCH_2_1, BF16_NATIVE, BF16_REFUSED } = require('./helpers/cpu');
+const { TORCH_2_1, BF16_NATIVE, BF16_REFUSED, FP16_NATIVE } = require('./helpers/cpu');
 
 // 50 tokens (not a multiple of any block), head dim 24, 2 layers, 5 labels.
 const ARGS = ['--seed', '7', '--weight-std', '0.2', '--preprocessor', '--image-size', '80', '--hidden', '48', '--heads', '2'];
@@ -83,8 +83,7 @@ test('bfloat16 on the CPU: the rewritten graph is as close to the float64 refere
 
 test('float16 on the CPU: rewritten like bfloat16 where oneDNN supports it, else refused with a clear error', async () => {
   const { checkpoint, model } = makeModel(ARGS);
-  const supported = TORCH_2_1 && (hasFlags('avx512_fp16') || hasFlags('amx_fp16'));
-  if (!supported) {
+  if (!FP16_NATIVE) {
     await assert.rejects(VideoClassifier.load(model, { threads: 2, dtype: 'float16' }), (err) => {
       assert.equal(err.code, 'VMAE_INVALID_INPUT');
       assert.match(err.message, /float16 on the CPU needs libtorch 2\.1 or newer and a CPU with AVX512-FP16 or AMX-FP16/);
